@@ -1,0 +1,223 @@
+"""The `platformdb` command. Thin: parse, call a module, print.
+
+Every command that talks to a database takes `--database-url` (or DATABASE_URL) and falls
+back to the embedded dev cluster (`platformdb dev up`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from platformdb import db, devdb
+from platformdb import migrate as migrate_mod
+from platformdb.errors import PlatformDBError
+
+app = typer.Typer(
+    help="platformdb: PostgreSQL infrastructure for a WhatsApp-first platform.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+dev_app = typer.Typer(help="The embedded local PostgreSQL (under .platformdb/).", no_args_is_help=True)
+migrate_app = typer.Typer(help="Apply, roll back and list migrations.", no_args_is_help=True)
+app.add_typer(dev_app, name="dev")
+app.add_typer(migrate_app, name="migrate")
+
+console = Console()
+err_console = Console(stderr=True)
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="DATABASE_URL",
+        help="PostgreSQL URL; default: the embedded dev cluster.",
+        show_envvar=True,
+    ),
+]
+
+
+def url_of(database_url: str | None) -> str:
+    try:
+        return db.resolve_url(database_url)
+    except PlatformDBError as exc:
+        fail(str(exc))
+        raise  # unreachable
+
+
+def fail(message: str, code: int = 1) -> None:
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+# ---- dev ----------------------------------------------------------------------------
+
+
+@dev_app.command("up")
+def dev_up(
+    no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Start without migrating.")] = False,
+) -> None:
+    """Create (first time), start and migrate the embedded cluster; prints its URL."""
+    try:
+        with err_console.status("starting the embedded PostgreSQL…"):
+            cluster = devdb.dev_up(migrate=not no_migrate)
+    except (PlatformDBError, devdb.DevDBError) as exc:
+        fail(str(exc))
+        return
+    console.print(cluster.url(), highlight=False, soft_wrap=True)
+
+
+@dev_app.command("down")
+def dev_down() -> None:
+    """Stop the embedded cluster (its data is kept)."""
+    if devdb.dev_down():
+        err_console.print("stopped")
+    else:
+        err_console.print("no embedded cluster here")
+
+
+@dev_app.command("url")
+def dev_url() -> None:
+    """Print only the embedded cluster's URL."""
+    url = devdb.dev_url()
+    if url is None:
+        fail("no embedded cluster yet: run `platformdb dev up`")
+    print(url)
+
+
+@dev_app.command("status")
+def dev_status() -> None:
+    """Whether the embedded cluster runs, where its files are, and its URL."""
+    c = devdb.dev_cluster()
+    if c is None:
+        console.print("no embedded cluster (run `platformdb dev up`)")
+        raise typer.Exit(1)
+    running = c.running()
+    table = Table(show_header=False)
+    table.add_row("state", "[green]running[/]" if running else "[yellow]stopped[/]")
+    table.add_row("url", c.url())
+    table.add_row("data", str(c.datadir))
+    table.add_row("binaries", str(c.bindir))
+    table.add_row("log", str(c.logfile))
+    console.print(table)
+    raise typer.Exit(0 if running else 1)
+
+
+@dev_app.command("reset")
+def dev_reset(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Destroy the embedded cluster and its data, then create it afresh."""
+    if not yes and sys.stdin.isatty():
+        typer.confirm("Destroy the embedded cluster and all its data?", abort=True)
+    try:
+        cluster = devdb.dev_reset()
+    except (PlatformDBError, devdb.DevDBError) as exc:
+        fail(str(exc))
+        return
+    console.print(cluster.url(), highlight=False, soft_wrap=True)
+
+
+# ---- migrate ------------------------------------------------------------------------
+
+
+@migrate_app.command("up")
+def migrate_up(
+    database_url: DatabaseUrl = None,
+    to: Annotated[str | None, typer.Option("--to", help="Stop after this version.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run.")] = False,
+) -> None:
+    """Apply pending migrations, each in one transaction with its ledger row."""
+    url = url_of(database_url)
+    try:
+        done = migrate_mod.up(url, to=to, dry_run=dry_run, progress=err_console.print)
+    except PlatformDBError as exc:
+        fail(str(exc))
+        return
+    if not done:
+        err_console.print("nothing to apply: up to date")
+
+
+@migrate_app.command("down")
+def migrate_down(
+    database_url: DatabaseUrl = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Roll back everything newer than this version (0 = all).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run.")] = False,
+) -> None:
+    """Roll back the newest applied migration (or down to --to) with its .down.sql."""
+    url = url_of(database_url)
+    try:
+        done = migrate_mod.down(url, to=to, dry_run=dry_run, progress=err_console.print)
+    except PlatformDBError as exc:
+        fail(str(exc))
+        return
+    if not done:
+        err_console.print("nothing to roll back")
+
+
+@migrate_app.command("status")
+def migrate_status(
+    database_url: DatabaseUrl = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List migrations: applied, pending, or changed since applied (exit 1 if changed)."""
+    url = url_of(database_url)
+    try:
+        rows = migrate_mod.status(url)
+    except PlatformDBError as exc:
+        fail(str(exc))
+        return
+    changed = any(r.applied and not r.checksum_ok for r in rows)
+    if as_json:
+        print_json(
+            [
+                {
+                    "version": r.migration.version,
+                    "name": r.migration.name,
+                    "state": "changed" if not r.checksum_ok else ("applied" if r.applied else "pending"),
+                    "applied_at": r.applied_at,
+                }
+                for r in rows
+            ]
+        )
+    else:
+        table = Table("version", "name", "state", "applied at")
+        for r in rows:
+            state = (
+                "[red]changed[/]"
+                if not r.checksum_ok
+                else ("[green]applied[/]" if r.applied else "[yellow]pending[/]")
+            )
+            table.add_row(r.migration.version, r.migration.name, state, str(r.applied_at or ""))
+        console.print(table)
+    raise typer.Exit(1 if changed else 0)
+
+
+# ---- entry point --------------------------------------------------------------------
+
+
+def _register_extensions() -> None:
+    """Commands that live next to their capability register themselves here."""
+    from platformdb import commands
+
+    commands.register(app)
+
+
+def main() -> None:
+    _register_extensions()
+    app()
+
+
+if __name__ == "__main__":
+    main()

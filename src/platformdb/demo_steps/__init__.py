@@ -1,0 +1,1 @@
+"""One module per capability: `run(conn, scale, rng, tick) -> dict[str, int]`."""

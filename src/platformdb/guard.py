@@ -1,0 +1,99 @@
+"""Additive-only guard (SPEC §1.5): before applying anything, make sure none of the names the
+pending migrations create is already taken by someone else's object.
+
+The names are read from the parsed SQL (PostgreSQL's own parser via pglast), so the guard
+always matches what the files really create.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import psycopg
+from pglast import ast, parse_sql
+
+from platformdb.errors import PlatformDBError
+
+if TYPE_CHECKING:
+    from platformdb.migrate import Migration
+
+
+class NameTakenError(PlatformDBError):
+    """A migration would create an object whose name another owner already uses."""
+
+
+@dataclass(frozen=True)
+class CreatedObject:
+    kind: str  # table, view, function, sequence, type, index
+    schema: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.schema}.{self.name}"
+
+
+def _rangevar(kind: str, rv: ast.RangeVar) -> CreatedObject:
+    return CreatedObject(kind, rv.schemaname or "public", rv.relname)
+
+
+def _qualified(kind: str, names: Iterable[ast.String]) -> CreatedObject:
+    parts = [n.sval for n in names]
+    schema, name = (parts[0], parts[1]) if len(parts) == 2 else ("public", parts[-1])
+    return CreatedObject(kind, schema, name)
+
+
+def created_objects(sql: str) -> list[CreatedObject]:
+    """Every object a SQL file creates by a top-level statement."""
+    out: list[CreatedObject] = []
+    for raw in parse_sql(sql):
+        s = raw.stmt
+        if isinstance(s, ast.CreateStmt):
+            out.append(_rangevar("table", s.relation))
+        elif isinstance(s, ast.ViewStmt):
+            out.append(_rangevar("view", s.view))
+        elif isinstance(s, ast.CreateTableAsStmt) and s.into is not None:
+            out.append(_rangevar("view" if s.objtype == 1 else "table", s.into.rel))
+        elif isinstance(s, ast.CreateSeqStmt):
+            out.append(_rangevar("sequence", s.sequence))
+        elif isinstance(s, ast.CreateFunctionStmt):
+            out.append(_qualified("function", s.funcname))
+        elif isinstance(s, ast.CreateEnumStmt):
+            out.append(_qualified("type", s.typeName))
+        elif isinstance(s, ast.CompositeTypeStmt):
+            out.append(_rangevar("type", s.typevar))
+        elif isinstance(s, ast.CreateDomainStmt):
+            out.append(_qualified("type", s.domainname))
+        elif isinstance(s, ast.IndexStmt) and s.idxname:
+            out.append(CreatedObject("index", s.relation.schemaname or "public", s.idxname))
+    return out
+
+
+TAKEN_SQL = """
+select 'relation' from pg_class c join pg_namespace n on n.oid = c.relnamespace
+ where n.nspname = %(schema)s and c.relname = %(name)s
+union all
+select 'function' from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+ where n.nspname = %(schema)s and p.proname = %(name)s
+union all
+select 'type' from pg_type t join pg_namespace n on n.oid = t.typnamespace
+ where n.nspname = %(schema)s and t.typname = %(name)s and t.typrelid = 0
+ and t.typelem = 0
+limit 1
+"""
+
+
+def check_names_free(conn: psycopg.Connection, pending: list[Migration]) -> None:
+    """Raise NameTakenError naming the first object of `pending` whose name is taken."""
+    for m in pending:
+        for obj in created_objects(m.text()):
+            if obj.schema not in ("public",):
+                continue
+            row = conn.execute(TAKEN_SQL, {"schema": obj.schema, "name": obj.name}).fetchone()
+            if row:
+                raise NameTakenError(
+                    f"{m.filename} creates {obj}, but a {row[0]} named {obj.schema}.{obj.name}"
+                    " already exists and is not ours; nothing was changed (rename or remove"
+                    " the existing object, or deploy into another database)"
+                )

@@ -1,0 +1,41 @@
+"""Security matrix rows for §3.1 observability."""
+
+from platformdb.security import TableAccess
+
+MIGRATION = "20260401100000_system_observability"
+
+TABLES = [
+    TableAccess(
+        table="system_metrics",
+        seed="""insert into public.system_metrics (service_name, metric_type, metric_name, value)
+                values ('matrix', 'gauge', %(owner)s::text, 1) returning id""",
+        match="id = %(key)s",
+        insert="""insert into public.system_metrics (service_name, metric_type, metric_name, value)
+                  values ('matrix', 'gauge', %(owner)s::text, 2)""",
+        update="value = value + 1",
+        service="si",
+        why="service telemetry: written and read by services only; retention by the owner",
+    ),
+    TableAccess(
+        table="system_audit_logs",
+        seed="""insert into public.system_audit_logs (user_id, actor_type, action, resource_type)
+                values (%(owner)s, 'user', 'matrix.seed', 'test') returning id""",
+        match="id = %(key)s",
+        insert="""insert into public.system_audit_logs (user_id, actor_type, action, resource_type)
+                  values (%(owner)s, 'user', 'matrix.insert', 'test')""",
+        update="action = 'tampered'",
+        owner="s",
+        service="si",
+        why="append-only; a user reads the entries about themself",
+    ),
+    TableAccess(
+        table="partition_settings",
+        seed="""insert into public.partition_settings (table_name, months_ahead)
+                values ('matrix_' || %(owner)s::text, 3) returning table_name""",
+        match="table_name = %(key)s",
+        insert="""insert into public.partition_settings (table_name) values ('x_' || %(owner)s::text)""",
+        update="months_ahead = 4",
+        service="s",
+        why="maintenance settings: changed by the owner (migrations, maintain) only",
+    ),
+]

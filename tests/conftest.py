@@ -1,0 +1,145 @@
+"""Test harness: one throw-away PostgreSQL cluster per run, a template database with every
+migration applied, and a fresh clone of it per test (CREATE DATABASE … TEMPLATE).
+
+Fixtures:
+- `cluster`: the running cluster (platformdb.devdb.Cluster).
+- `template_url`: URL of the migrated template (read-only by convention).
+- `db_url`: URL of a fresh clone for this test.
+- `conn`: an autocommit superuser connection to that clone (the table owner).
+- `connect`: a factory of more connections to the same clone (for concurrency tests).
+- `new_db_url`: an empty, unmigrated database (for migration tests).
+
+PLATFORMDB_ONLY_MIGRATIONS=name1,name2 builds the template from the observability
+migration plus only the named ones (substring match) — for working on one capability while
+another's migration is unfinished. Full runs (make test, CI) never set it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from pathlib import Path
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from platformdb import devdb, migrate
+
+TEMPLATE = "platformdb_template"
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[devdb.Cluster]:
+    external = os.environ.get("PLATFORMDB_TEST_CLUSTER_PORT")
+    if external:  # reuse a running ephemeral cluster (for fast local iteration)
+        c = devdb.Cluster(devdb.Path("/nonexistent"), int(external), devdb.find_bindir())
+        yield c
+        return
+    c = devdb.ephemeral_cluster()
+    try:
+        yield c
+    finally:
+        c.destroy()
+
+
+def _admin(cluster: devdb.Cluster) -> psycopg.Connection[Any]:
+    return psycopg.connect(cluster.url("postgres"), autocommit=True)
+
+
+def _drop(conn: psycopg.Connection[Any], name: str) -> None:
+    conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def template_url(cluster: devdb.Cluster, tmp_path_factory: pytest.TempPathFactory) -> str:
+    name = f"{TEMPLATE}_{os.getpid()}"
+    with _admin(cluster) as conn:
+        _drop(conn, name)
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    url = cluster.url(name)
+    migrate.up(url, selected_migrations_dir(tmp_path_factory.mktemp("migrations")))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("vacuum analyze")
+    return url
+
+
+def only_migrations() -> list[str]:
+    raw = os.environ.get("PLATFORMDB_ONLY_MIGRATIONS", "")
+    return [p.strip() for p in raw.split(",") if p.strip()]
+
+
+def selected_migrations_dir(tmp: Path) -> Path | None:
+    """None (all migrations) unless PLATFORMDB_ONLY_MIGRATIONS narrows them."""
+    only = only_migrations()
+    if not only:
+        return None
+    for f in migrate.default_dir().iterdir():
+        keep = "system_observability" in f.name or any(o in f.name for o in only)
+        if keep:
+            (tmp / f.name).symlink_to(f)
+    return tmp
+
+
+def _clone(cluster: devdb.Cluster, template_url: str, prefix: str = "t") -> str:
+    name = f"{prefix}_{os.getpid()}_{next(_counter)}"
+    template = template_url.rsplit("/", 1)[1]
+    with _admin(cluster) as conn:
+        conn.execute(
+            sql.SQL("create database {} template {} strategy file_copy").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
+    return cluster.url(name)
+
+
+@pytest.fixture
+def db_url(cluster: devdb.Cluster, template_url: str) -> Iterator[str]:
+    url = _clone(cluster, template_url)
+    yield url
+    with _admin(cluster) as conn:
+        _drop(conn, url.rsplit("/", 1)[1])
+
+
+@pytest.fixture
+def new_db_url(cluster: devdb.Cluster) -> Iterator[str]:
+    name = f"e_{os.getpid()}_{next(_counter)}"
+    with _admin(cluster) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    yield cluster.url(name)
+    with _admin(cluster) as conn:
+        _drop(conn, name)
+
+
+@pytest.fixture
+def connect(db_url: str) -> Iterator[Callable[..., psycopg.Connection[Any]]]:
+    opened: list[psycopg.Connection[Any]] = []
+
+    def factory(**kwargs: Any) -> psycopg.Connection[Any]:
+        kwargs.setdefault("autocommit", True)
+        c = psycopg.connect(db_url, **kwargs)
+        opened.append(c)
+        return c
+
+    yield factory
+    for c in opened:
+        c.close()
+
+
+@pytest.fixture
+def conn(connect: Callable[..., psycopg.Connection[Any]]) -> psycopg.Connection[Any]:
+    return connect()
+
+
+@pytest.fixture
+def user_a() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+@pytest.fixture
+def user_b() -> uuid.UUID:
+    return uuid.uuid4()
