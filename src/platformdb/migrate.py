@@ -273,12 +273,13 @@ def up(
                 transaction_body(m.path)  # validates the wrapper
                 progress(f"would apply {m.filename}")
             return pending
+        from platformdb import guard
+
+        # additive only: refuse before changing anything (compat layer and ledger included)
+        guard.check_names_free(conn, pending)
         if ensure_compat(conn):
             progress("installed the Supabase compatibility layer")
         _ensure_ledger(conn)
-        from platformdb import guard
-
-        guard.check_names_free(conn, pending)
         for m in pending:
             _apply(conn, m)
             progress(f"applied {m.filename}")
