@@ -424,10 +424,11 @@ declare
     v_old jsonb := case when tg_op in ('UPDATE', 'DELETE') then to_jsonb(old) end;
     v_new jsonb := case when tg_op in ('INSERT', 'UPDATE') then to_jsonb(new) end;
 begin
+    -- clock_timestamp(): several changes in one transaction keep their order
     insert into public.system_audit_logs
-        (user_id, actor_type, actor_identifier, action, resource_type, resource_id,
+        (created_at, user_id, actor_type, actor_identifier, action, resource_type, resource_id,
          old_data, new_data, metadata)
-    values (auth.uid(),
+    values (pg_catalog.clock_timestamp(), auth.uid(),
             case v_role when 'authenticated' then 'user' when 'service_role' then 'service'
                         else 'system' end,
             coalesce(auth.uid()::text, session_user::text),
