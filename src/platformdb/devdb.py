@@ -128,7 +128,8 @@ class Cluster:
     def init(self) -> None:
         self.datadir.parent.mkdir(parents=True, exist_ok=True)
         _chown_postgres(self.datadir.parent)
-        os.chmod(self.datadir.parent, 0o755)
+        # the postgres OS user must traverse it; the data dir inside is 0700 (initdb)
+        os.chmod(self.datadir.parent, 0o755)  # noqa: S103
         r = subprocess.run(
             _as_postgres(
                 [
@@ -377,8 +378,9 @@ def dev_reset() -> Cluster:
 
 def ephemeral_cluster(prefix: str = "platformdb-test-") -> Cluster:
     """A throw-away cluster in a fresh temporary folder (used by tests and benchmarks)."""
-    base = Path(tempfile.mkdtemp(prefix=prefix, dir=os.environ.get("PLATFORMDB_TMP", "/tmp")))
-    os.chmod(base, 0o755)
+    # mkdtemp: unique, created 0700 by us; opened to 0755 so the postgres OS user can enter
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir=os.environ.get("PLATFORMDB_TMP")))
+    os.chmod(base, 0o755)  # noqa: S103
     _chown_postgres(base)
     cluster = Cluster(base / "data", free_port(), find_bindir(), ephemeral=True)
     cluster.init()

@@ -34,12 +34,13 @@ class CreatedObject:
         return f"{self.kind} {self.schema}.{self.name}"
 
 
-def _rangevar(kind: str, rv: ast.RangeVar) -> CreatedObject:
+def _rangevar(kind: str, rv: ast.RangeVar | None) -> CreatedObject:
+    assert rv is not None and rv.relname is not None
     return CreatedObject(kind, rv.schemaname or "public", rv.relname)
 
 
-def _qualified(kind: str, names: Iterable[ast.String]) -> CreatedObject:
-    parts = [n.sval for n in names]
+def _qualified(kind: str, names: Iterable[ast.String] | None) -> CreatedObject:
+    parts = [str(n.sval) for n in names or ()]
     schema, name = (parts[0], parts[1]) if len(parts) == 2 else ("public", parts[-1])
     return CreatedObject(kind, schema, name)
 
@@ -66,7 +67,8 @@ def created_objects(sql: str) -> list[CreatedObject]:
         elif isinstance(s, ast.CreateDomainStmt):
             out.append(_qualified("type", s.domainname))
         elif isinstance(s, ast.IndexStmt) and s.idxname:
-            out.append(CreatedObject("index", s.relation.schemaname or "public", s.idxname))
+            schema = s.relation.schemaname if s.relation is not None else None
+            out.append(CreatedObject("index", schema or "public", s.idxname))
     return out
 
 

@@ -125,7 +125,7 @@ def split_statements(sql: str) -> list[tuple[int, int, str, str]]:
         kind = "other"
         if isinstance(s.stmt, ast.TransactionStmt):
             k = s.stmt.kind
-            kind = {
+            kind = "rollback" if k is None else {
                 TransactionStmtKind.TRANS_STMT_BEGIN: "begin",
                 TransactionStmtKind.TRANS_STMT_START: "begin",
                 TransactionStmtKind.TRANS_STMT_COMMIT: "commit",

@@ -47,7 +47,8 @@ def test_apply_on_empty_database_installs_compat_and_records_every_file(new_db_u
             " where rolname in ('anon','authenticated','service_role') order by 1"
         ).fetchall()
         assert roles == [("anon", False), ("authenticated", False), ("service_role", True)]
-        c.execute("""select set_config('request.jwt.claims', '{"sub":"6f1c1a52-4a39-4c43-9f0e-6d1f3d0c8a11","role":"authenticated"}', true)""")
+        claims = '{"sub":"6f1c1a52-4a39-4c43-9f0e-6d1f3d0c8a11","role":"authenticated"}'
+        c.execute("select set_config('request.jwt.claims', %s, true)", (claims,))
         assert c.execute("select auth.uid()::text, auth.role()").fetchone() == (
             "6f1c1a52-4a39-4c43-9f0e-6d1f3d0c8a11",
             "authenticated",

@@ -14,7 +14,6 @@ import pytest
 from psycopg import sql
 
 from platformdb import db, security
-
 from tests.conftest import only_migrations
 
 _ONLY = only_migrations()
