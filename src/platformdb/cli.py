@@ -29,7 +29,7 @@ app.add_typer(dev_app, name="dev")
 app.add_typer(migrate_app, name="migrate")
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 DatabaseUrl = Annotated[
     str | None,
