@@ -1,0 +1,118 @@
+"""`platformdb whatsapp …`: the webhook receiver, a sender run, and the queue at a glance."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+whatsapp_app = typer.Typer(
+    help="WhatsApp Cloud API: webhook receiver, sender, outbound queue.", no_args_is_help=True
+)
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option("--database-url", envvar="DATABASE_URL", help="PostgreSQL URL; default: the embedded dev cluster."),
+]
+
+
+@whatsapp_app.command("serve")
+def serve(
+    database_url: DatabaseUrl = None,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8081,
+) -> None:
+    """Run the webhook receiver (needs WHATSAPP_APP_SECRET and WHATSAPP_VERIFY_TOKEN)."""
+    import uvicorn
+
+    from platformdb.cli import err_console, fail, url_of
+    from platformdb.whatsapp_cloud.webhook import WEBHOOK_PATH, create_app
+
+    secret = os.environ.get("WHATSAPP_APP_SECRET", "")
+    token = os.environ.get("WHATSAPP_VERIFY_TOKEN", "")
+    if not secret or not token:
+        fail("set WHATSAPP_APP_SECRET and WHATSAPP_VERIFY_TOKEN (the app secret signs every webhook)")
+    app = create_app(url_of(database_url), secret, token)
+    err_console.print(f"WhatsApp webhook on http://{host}:{port}{WEBHOOK_PATH}")
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+@whatsapp_app.command("send")
+def send(
+    to: Annotated[str, typer.Option("--to", help="Recipient in E.164, e.g. +250788123456.")],
+    text: Annotated[str, typer.Option("--text", help="Message body.")],
+    database_url: DatabaseUrl = None,
+    priority: Annotated[int, typer.Option("--priority", help="1 (most urgent) to 10.")] = 5,
+) -> None:
+    """Queue a text message (the worker's sender delivers it)."""
+    import psycopg
+
+    from platformdb import db
+    from platformdb.cli import console, fail, url_of
+    from platformdb.errors import PlatformDBError
+    from platformdb.sdk import whatsapp as wa
+
+    try:
+        with psycopg.connect(url_of(database_url)) as conn, db.as_service(conn):
+            mid = wa.send_text(conn, to, text, priority=priority)
+    except PlatformDBError as exc:
+        fail(str(exc))
+        return
+    console.print(str(mid))
+
+
+@whatsapp_app.command("drain")
+def drain(database_url: DatabaseUrl = None) -> None:
+    """Send every due message now and exit (needs WHATSAPP_ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID)."""
+    from platformdb.cli import console, fail, url_of
+    from platformdb.whatsapp_cloud.sender import SenderConfig, WhatsAppSender
+
+    config = SenderConfig.from_env(url_of(database_url))
+    if config is None:
+        fail("set WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID")
+        return
+    sender = WhatsAppSender(config)
+    n = sender.drain()
+    console.print(f"claimed {n}: " + ", ".join(f"{v} {k}" for k, v in sorted(sender.stats.items())))
+
+
+@whatsapp_app.command("stats")
+def stats(
+    database_url: DatabaseUrl = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Sessions by status and the outbound queue (depth, age, last 24 h)."""
+    import psycopg
+    from rich.table import Table
+
+    from platformdb import db
+    from platformdb.cli import console, fail, print_json, url_of
+    from platformdb.errors import PlatformDBError
+    from platformdb.sdk import whatsapp as wa
+
+    try:
+        with psycopg.connect(url_of(database_url)) as conn, db.as_service(conn):
+            sessions = wa.session_stats(conn)
+            queue = wa.queue_stats(conn)
+    except PlatformDBError as exc:
+        fail(str(exc))
+        return
+    if as_json:
+        print_json({"sessions": sessions, "queue": queue})
+        return
+    t = Table("status", "sessions", "active 1h", "active 24h", "messages", "errors")
+    for r in sessions:
+        t.add_row(
+            r["status"], str(r["session_count"]), str(r["active_last_hour"]),
+            str(r["active_last_24h"]), str(r["total_messages"]), str(r["total_errors"]),
+        )
+    console.print(t)
+    q = Table(show_header=False)
+    for k, v in queue.items():
+        q.add_row(k, str(v))
+    console.print(q)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(whatsapp_app, name="whatsapp")

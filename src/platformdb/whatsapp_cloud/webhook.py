@@ -1,0 +1,173 @@
+"""The WhatsApp Cloud API webhook receiver (a Starlette app; `platformdb whatsapp serve`).
+
+- `GET /webhooks/whatsapp` answers Meta's verification challenge: `hub.mode=subscribe` and
+  the configured `hub.verify_token` → 200 with `hub.challenge`; a wrong token → 403.
+- `POST /webhooks/whatsapp` checks `X-Hub-Signature-256` (HMAC-SHA256 of the raw body keyed
+  by the app secret, compared in constant time): missing or wrong → 401 and nothing stored.
+  A body that is not a notification in the documented shape → 400, nothing stored. A valid
+  one is stored in one transaction, acting as service_role: each inbound message through
+  `record_whatsapp_inbound_message` (session activity + a row for the app to handle), each
+  status through `apply_whatsapp_status`. Both are idempotent, so Meta's redeliveries are
+  harmless; a database failure → 500 and Meta delivers again later.
+- `GET /healthz`: 200 when the database answers.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from platformdb import db
+from platformdb.errors import InvalidInput, PlatformDBError
+from platformdb.sdk import whatsapp as wa
+from platformdb.whatsapp_cloud.payloads import (
+    MalformedPayload,
+    WebhookBatch,
+    parse_webhook,
+    signature_valid,
+)
+
+log = logging.getLogger("platformdb.whatsapp.webhook")
+
+WEBHOOK_PATH = "/webhooks/whatsapp"
+MAX_BODY_BYTES = 3 * 1024 * 1024
+
+
+class _Store:
+    """Writes a validated batch in one transaction as service_role."""
+
+    def __init__(self, database_url: str, max_connections: int = 8):
+        self.pool = ConnectionPool(
+            database_url,
+            min_size=1,
+            max_size=max_connections,
+            open=False,
+            kwargs={"autocommit": True},
+        )
+
+    def open(self) -> None:
+        self.pool.open(wait=True, timeout=30)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def store(self, batch: WebhookBatch) -> dict[str, int]:
+        counts = {"messages": 0, "duplicates": 0, "statuses_applied": 0, "statuses_unchanged": 0}
+        with self.pool.connection() as conn, db.as_service(conn):
+            for m in batch.messages:
+                r = wa.record_inbound(
+                    conn,
+                    m.whatsapp_message_id,
+                    m.from_phone,
+                    m.message_type,
+                    m.payload,
+                    sent_at=m.sent_at,
+                    profile_name=m.profile_name,
+                    phone_number_id=m.phone_number_id,
+                )
+                counts["messages" if r.is_new else "duplicates"] += 1
+            for s in batch.statuses:
+                moved = wa.apply_status(conn, s.whatsapp_message_id, s.status, s.at, s.error)
+                counts["statuses_applied" if moved else "statuses_unchanged"] += 1
+        counts["statuses_ignored"] = batch.ignored_statuses
+        return counts
+
+    def ping(self) -> bool:
+        with self.pool.connection() as conn:
+            return conn.execute("select true").fetchone() == (True,)
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(
+    database_url: str,
+    app_secret: str,
+    verify_token: str,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_connections: int = 8,
+) -> Starlette:
+    """The receiver. Both secrets are required: an empty one would accept anything."""
+    if not app_secret:
+        raise ValueError("app_secret (WHATSAPP_APP_SECRET) must be set")
+    if not verify_token:
+        raise ValueError("verify_token (WHATSAPP_VERIFY_TOKEN) must be set")
+    store = _Store(database_url, max_connections)
+
+    async def verify(request: Request) -> Response:
+        q = request.query_params
+        mode, token, challenge = q.get("hub.mode"), q.get("hub.verify_token"), q.get("hub.challenge")
+        if mode is None or token is None or challenge is None:
+            return PlainTextResponse("hub.mode, hub.verify_token and hub.challenge are required", 400)
+        if mode == "subscribe" and hmac.compare_digest(token.encode(), verify_token.encode()):
+            return PlainTextResponse(challenge)
+        return PlainTextResponse("verification failed", 403)
+
+    async def receive(request: Request) -> Response:
+        body = await _read_limited(request, max_body_bytes)
+        if body is None:
+            return JSONResponse({"error": "body too large"}, 413)
+        if not signature_valid(body, request.headers.get("x-hub-signature-256"), app_secret):
+            log.warning("webhook: missing or invalid X-Hub-Signature-256 from %s", request.client)
+            return JSONResponse({"error": "invalid signature"}, 401)
+        try:
+            batch = parse_webhook(body)
+        except MalformedPayload as exc:
+            return JSONResponse({"error": f"malformed notification: {exc}"}, 400)
+        for err in batch.errors:
+            log.warning("webhook: WhatsApp reported an error: %s", err)
+        try:
+            counts = await run_in_threadpool(store.store, batch)
+        except InvalidInput as exc:  # the database refused a value the parser let through
+            return JSONResponse({"error": f"malformed notification: {exc.message}"}, 400)
+        except (PlatformDBError, psycopg.Error) as exc:
+            log.error("webhook: could not store the notification: %s", exc)
+            return JSONResponse({"error": "temporarily unable to store the notification"}, 500)
+        return JSONResponse(counts)
+
+    async def healthz(request: Request) -> Response:
+        try:
+            ok = await run_in_threadpool(store.ping)
+        except Exception as exc:  # any failure means unhealthy
+            return JSONResponse({"ok": False, "error": str(exc)}, 503)
+        return JSONResponse({"ok": ok}, 200 if ok else 503)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        await run_in_threadpool(store.open)
+        try:
+            yield {}
+        finally:
+            await run_in_threadpool(store.close)
+
+    return Starlette(
+        routes=[
+            Route(WEBHOOK_PATH, verify, methods=["GET"]),
+            Route(WEBHOOK_PATH, receive, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
