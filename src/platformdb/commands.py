@@ -13,6 +13,7 @@ import typer
 MODULES: list[str] = [
     "platformdb.demo",
     "platformdb.worker",
+    "platformdb.whatsapp_cloud.cli",
     "platformdb.docs",
 ]
 

@@ -19,6 +19,7 @@ from platformdb import db
 
 STEPS: list[str] = [
     "platformdb.demo_steps.observability",
+    "platformdb.demo_steps.whatsapp",
 ]
 
 SCALES = {"small": 1, "medium": 10}

@@ -25,7 +25,9 @@ import typer
 
 log = logging.getLogger("platformdb.worker")
 
-DUTY_FACTORIES: list[str] = []
+DUTY_FACTORIES: list[str] = [
+    "platformdb.whatsapp_cloud.sender:make_duty",
+]
 
 
 @dataclass
