@@ -6,6 +6,7 @@ BEGIN;
 
 drop view public.user_recent_transactions;
 drop view public.transaction_summary;
+drop function public.get_transaction(uuid);
 drop table public.transactions;
 drop table public.transaction_events;
 drop table public.transaction_idempotency_keys;
@@ -19,7 +20,6 @@ drop function public.transactions_after_status_change();
 drop function public.transactions_before_update();
 drop function public.transactions_before_insert();
 drop function public.set_default_payment_method(uuid);
-drop function public.get_transaction(uuid);
 drop function public.update_transaction_status(uuid, text, text, text, text);
 drop function public.create_transaction(uuid, text, numeric, text, text, jsonb, text, uuid, uuid,
                                         text, text, text);

@@ -768,10 +768,14 @@ set search_path = ''
 as $$
 declare
     v_owner name;
+    v_table name;
 begin
-    select c.relowner::regrole::name into v_owner from pg_catalog.pg_class c where c.oid = tg_relid;
+    -- name the table the caller wrote to, not the partition the row sits in
+    select c.relowner::regrole::name, c.relname into v_owner, v_table
+      from pg_catalog.pg_class c
+     where c.oid = coalesce(pg_catalog.pg_partition_root(tg_relid), tg_relid);
     if current_user <> v_owner then
-        raise exception '% is append-only: % is not allowed', tg_table_name, lower(tg_op)
+        raise exception '%: % is not allowed; rows are kept forever', v_table, lower(tg_op)
             using errcode = 'PD006';
     end if;
     return case tg_op when 'DELETE' then old else new end;

@@ -181,18 +181,16 @@ select id, transaction_id, user_id, previous_status, new_status, error_code, err
 """
 NEXT_STATUSES = "select public.transaction_next_statuses(%s)"
 CURRENCIES = "select code, minor_units from public.currencies order by code"
-PAYMENT_METHOD_COLUMNS = (
-    "id, user_id, type, provider, masked_number, label, is_default, is_active, created_at,"
-    " updated_at"
-)
 ADD_PAYMENT_METHOD = """
 insert into public.payment_methods (user_id, type, provider, masked_number, label, is_default)
 values (%(user_id)s, %(type)s, %(provider)s, %(masked_number)s, %(label)s, false)
 returning id
 """
 SET_ENCRYPTED_DETAILS = "update public.payment_methods set encrypted_details = %s where id = %s"
-LIST_PAYMENT_METHODS = f"""
-select {PAYMENT_METHOD_COLUMNS}
+# never `select *`: encrypted_details is not selectable by authenticated
+LIST_PAYMENT_METHODS = """
+select id, user_id, type, provider, masked_number, label, is_default, is_active, created_at,
+       updated_at
   from public.payment_methods
  where user_id = %(user_id)s and (is_active or %(include_inactive)s)
  order by is_default desc, created_at
