@@ -13,6 +13,9 @@ import typer
 MODULES: list[str] = [
     "platformdb.demo",
     "platformdb.worker",
+    "platformdb.lint",
+    "platformdb.verify",
+    "platformdb.security_doc",
     "platformdb.whatsapp_cloud.cli",
     "platformdb.docs",
 ]
