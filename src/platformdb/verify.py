@@ -41,7 +41,7 @@ from pglast import ast, parse_sql
 from pglast.enums.parsenodes import ObjectType
 
 from platformdb import db, guard, migrate
-from platformdb.lint import function_signature, input_params
+from platformdb.lint import function_signature, input_params, type_sql
 
 MONTHS_AHEAD = 3
 
@@ -93,7 +93,8 @@ class Report:
 @dataclass
 class Expected:
     relations: dict[tuple[str, str], str] = field(default_factory=dict)  # key -> kind
-    functions: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # sig -> key, arity
+    # signature -> (schema, name, argument types)
+    functions: dict[str, tuple[str, str, tuple[str, ...]]] = field(default_factory=dict)
     tables: set[tuple[str, str]] = field(default_factory=set)
     views: set[tuple[str, str]] = field(default_factory=set)
     function_names: set[tuple[str, str]] = field(default_factory=set)
@@ -147,7 +148,7 @@ def expected_objects(migrations: list[migrate.Migration]) -> Expected:
                 sig = function_signature(s)
                 parts = [p.sval for p in s.funcname or ()]
                 key = (parts[-2] if len(parts) > 1 else "public", parts[-1])
-                exp.functions[sig] = (key[0], key[1], len(input_params(s)))
+                exp.functions[sig] = (key[0], key[1], tuple(type_sql(p.argType) for p in input_params(s)))
             elif isinstance(s, ast.CreateTableAsStmt) and s.objtype == ObjectType.OBJECT_MATVIEW:
                 into: Any = s.into
                 exp.views.discard(_rel(into.rel))  # no security_invoker on a matview
@@ -225,6 +226,7 @@ select n.nspname, t.typname from pg_type t join pg_namespace n on n.oid = t.typn
  where n.nspname = 'public'
 """
 REGPROC_SQL = "select to_regprocedure(%s) is not null"
+REGTYPE_SQL = "select to_regtype(%s)"
 PARTITION_SETTINGS_SQL = """
 select table_name from public.partition_settings order by table_name
 """
@@ -309,26 +311,23 @@ def _check_objects(conn: psycopg.Connection[Any], exp: Expected, report: Report)
             "objects", f"type {key[0]}.{key[1]}", key in present_types, "" if key in present_types else "missing"
         )
     funcs = [tuple(r) for r in conn.execute(FUNCTIONS_SQL)]
-    for sig, (schema, name, arity) in sorted(exp.functions.items()):
-        row = None
+    for sig, (schema, name, types) in sorted(exp.functions.items()):
         try:
             row = conn.execute(REGPROC_SQL, (sig,)).fetchone()
         except psycopg.Error:
-            row = None
+            row = None  # a type name that does not parse here
         if row and row[0]:
             report.add("objects", f"function {sig}", True)
             continue
-        # argument types that do not resolve here (e.g. PostGIS in another schema): by arity
         same = [f for f in funcs if f[0] == schema and f[1] == name]
-        if any(f[5] == arity for f in same):
+        unresolved = [t for t in types if conn.execute(REGTYPE_SQL, (t,)).fetchone() in (None, (None,))]
+        if unresolved and any(f[5] == len(types) for f in same):
+            # a type that does not resolve by this name here (e.g. PostGIS installed in the
+            # `extensions` schema, as on Supabase): the name and the number of arguments match
             report.add("objects", f"function {sig}", True, "matched by name and arity")
         elif same:
-            report.add(
-                "objects",
-                f"function {sig}",
-                False,
-                "exists with other arguments: " + ", ".join(str(f[2]) for f in same),
-            )
+            others = ", ".join(str(f[2]) for f in same)
+            report.add("objects", f"function {sig}", False, f"exists with other arguments: {others}")
         else:
             report.add("objects", f"function {sig}", False, "missing")
 
