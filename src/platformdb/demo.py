@@ -20,6 +20,7 @@ from platformdb import db
 STEPS: list[str] = [
     "platformdb.demo_steps.observability",
     "platformdb.demo_steps.whatsapp",
+    "platformdb.demo_steps.payments",
 ]
 
 SCALES = {"small": 1, "medium": 10}

@@ -23,8 +23,6 @@ drop function public.set_default_payment_method(uuid);
 drop function public.update_transaction_status(uuid, text, text, text, text);
 drop function public.create_transaction(uuid, text, numeric, text, text, jsonb, text, uuid, uuid,
                                         text, text, text);
-drop function public.transaction_caller_is_service();
-drop function public.transaction_caller_role();
 drop function public.transaction_next_statuses(text);
 drop function public.next_transaction_ref();
 drop sequence public.transaction_ref_seq;

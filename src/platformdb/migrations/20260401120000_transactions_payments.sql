@@ -32,8 +32,8 @@ select public.platformdb_assert_names_free(array[
     'transaction_events_pkey', 'transaction_events_transaction_idx',
     'transaction_events_user_idx',
     -- functions
-    'transaction_next_statuses', 'next_transaction_ref', 'transaction_caller_is_service',
-    'transaction_caller_role', 'create_transaction', 'update_transaction_status',
+    'transaction_next_statuses', 'next_transaction_ref', 'create_transaction',
+    'update_transaction_status',
     'get_transaction', 'set_default_payment_method', 'transactions_before_insert',
     'transactions_before_update', 'transactions_after_status_change',
     'payment_methods_before_write', 'payments_refuse_change',
@@ -289,35 +289,6 @@ as $$
     end
 $$;
 
--- The database role the request runs as: the SET ROLE of PostgREST (anon, authenticated,
--- service_role) or, without one, the login role. Unchanged inside SECURITY DEFINER
--- functions, which is why they use it instead of current_user.
-create function public.transaction_caller_role()
-returns text
-language sql
-stable
-set search_path = ''
-as $$
-    select case when pg_catalog.current_setting('role') = 'none' then session_user::text
-                else pg_catalog.current_setting('role') end
-$$;
-
--- Services may act for any user: service_role, and the owner of the payments tables (the
--- backend's own database login). Membership is checked on the role itself, not on JWT
--- claims, so forged claims cannot make a user a service.
-create function public.transaction_caller_is_service()
-returns boolean
-language sql
-stable
-set search_path = ''
-as $$
-    select pg_catalog.pg_has_role(public.transaction_caller_role(), 'service_role', 'member')
-        or pg_catalog.pg_has_role(public.transaction_caller_role(),
-                                  (select c.relowner from pg_catalog.pg_class c
-                                    where c.oid = 'public.transactions'::regclass),
-                                  'member')
-$$;
-
 -- SECURITY DEFINER: callers have no INSERT on the tables (money moves only through here).
 -- search_path is pinned and every name qualified; EXECUTE only for authenticated (their
 -- own, outgoing transactions: p_user_id must be auth.uid()) and service_role.
@@ -342,6 +313,10 @@ security definer
 set search_path = ''
 as $$
 declare
+    -- the request's role: PostgREST's SET ROLE, else the login role (unchanged inside a
+    -- SECURITY DEFINER function, unlike current_user)
+    v_role text := case when pg_catalog.current_setting('role') = 'none' then session_user::text
+                        else pg_catalog.current_setting('role') end;
     v_minor smallint;
     v_now timestamptz := now();
     v_id uuid := gen_random_uuid();
@@ -352,8 +327,14 @@ declare
     v_pm_active boolean;
     v_diff text;
 begin
-    -- who may create what
-    if not public.transaction_caller_is_service() then
+    -- who may create what. Services (members of service_role or of the tables' owner, the
+    -- backend's own login) act for anyone. Membership of the role itself is checked, not
+    -- JWT claims, so forged claims cannot make a user a service.
+    if not (v_role = 'service_role'
+            or pg_catalog.pg_has_role(v_role, 'service_role', 'member')
+            or pg_catalog.pg_has_role(v_role, (select c.relowner from pg_catalog.pg_class c
+                                                where c.oid = 'public.transactions'::regclass),
+                                      'member')) then
         if auth.uid() is null then
             raise exception 'create_transaction: sign-in required'
                 using errcode = '42501';
@@ -452,21 +433,15 @@ begin
     -- idempotency, global: claim the key first. A concurrent caller with the same key
     -- waits on the claim (ON CONFLICT) until the winner commits, then reads its answer.
     if p_idempotency_key is not null then
-        select k.transaction_id, k.transaction_created_at into v_existing, v_existing_at
-          from public.transaction_idempotency_keys k
-         where k.idempotency_key = p_idempotency_key;
+        insert into public.transaction_idempotency_keys
+            (idempotency_key, transaction_id, transaction_created_at, user_id)
+        values (p_idempotency_key, v_id, v_now, p_user_id)
+        on conflict (idempotency_key) do nothing;
         if not found then
-            insert into public.transaction_idempotency_keys
-                (idempotency_key, transaction_id, transaction_created_at, user_id)
-            values (p_idempotency_key, v_id, v_now, p_user_id)
-            on conflict (idempotency_key) do nothing;
-            if not found then
-                select k.transaction_id, k.transaction_created_at into v_existing, v_existing_at
-                  from public.transaction_idempotency_keys k
-                 where k.idempotency_key = p_idempotency_key;
-            end if;
-        end if;
-        if v_existing is not null then
+            -- the key is taken (committed: ON CONFLICT waited for an in-flight claim)
+            select k.transaction_id, k.transaction_created_at into v_existing, v_existing_at
+              from public.transaction_idempotency_keys k
+             where k.idempotency_key = p_idempotency_key;
             select t.* into v_tx from public.transactions t
              where t.id = v_existing and t.created_at = v_existing_at;
             if v_tx.user_id is distinct from p_user_id then
@@ -524,7 +499,14 @@ security definer
 set search_path = ''
 as $$
 declare
-    v_service boolean := public.transaction_caller_is_service();
+    v_role text := case when pg_catalog.current_setting('role') = 'none' then session_user::text
+                        else pg_catalog.current_setting('role') end;
+    -- services: see create_transaction
+    v_service boolean := v_role = 'service_role'
+        or pg_catalog.pg_has_role(v_role, 'service_role', 'member')
+        or pg_catalog.pg_has_role(v_role, (select c.relowner from pg_catalog.pg_class c
+                                            where c.oid = 'public.transactions'::regclass),
+                                  'member');
     v_uid uuid := auth.uid();
     v_at timestamptz;
     v_tx public.transactions;
@@ -678,7 +660,8 @@ begin
         (transaction_id, user_id, previous_status, new_status, triggered_by_user_id,
          triggered_by_role, triggered_by)
     values (new.id, new.user_id, null, new.status, auth.uid(),
-            public.transaction_caller_role(), session_user);
+            case when pg_catalog.current_setting('role') = 'none' then session_user::text
+                 else pg_catalog.current_setting('role') end, session_user);
     return new;
 end
 $$;
@@ -732,7 +715,8 @@ begin
     values (new.id, new.user_id, old.status, new.status,
             case when new.error_code is distinct from old.error_code then new.error_code end,
             case when new.error_message is distinct from old.error_message then new.error_message end,
-            auth.uid(), public.transaction_caller_role(), session_user);
+            auth.uid(), case when pg_catalog.current_setting('role') = 'none' then session_user::text
+                 else pg_catalog.current_setting('role') end, session_user);
     return null;
 end
 $$;
@@ -925,8 +909,6 @@ grant select on table public.transaction_summary to service_role;
 revoke all on function
     public.transaction_next_statuses(text),
     public.next_transaction_ref(),
-    public.transaction_caller_role(),
-    public.transaction_caller_is_service(),
     public.create_transaction(uuid, text, numeric, text, text, jsonb, text, uuid, uuid, text,
                               text, text),
     public.update_transaction_status(uuid, text, text, text, text),
@@ -1030,10 +1012,6 @@ comment on function public.transaction_next_statuses(text) is
     'The state machine: the statuses a transaction in p_status may move to (empty for failed, cancelled, reversed).';
 comment on function public.next_transaction_ref() is
     'Default of transactions.transaction_ref: TX-<yymmdd>-<8 Crockford base32 chars> from a permuted sequence value; unique by construction.';
-comment on function public.transaction_caller_role() is
-    'The request''s database role (SET ROLE, else the login role); unchanged inside SECURITY DEFINER functions.';
-comment on function public.transaction_caller_is_service() is
-    'True when the request''s role is a member of service_role or of the payments tables'' owner.';
 comment on function public.create_transaction(uuid, text, numeric, text, text, jsonb, text, uuid, uuid, text, text, text) is
     'Creates a pending transaction and returns its id. Idempotent across all months and under concurrency: the same p_idempotency_key returns the same id; with a different user, type, amount, currency or party -> PD001. Bad input -> 22004/22023/22003 naming the parameter. A signed-in user may only create their own payment, transfer or debit (p_user_id = auth.uid(), else 42501); services act for anyone.';
 comment on function public.update_transaction_status(uuid, text, text, text, text) is
