@@ -35,9 +35,7 @@ REPLIES = (
 )
 
 
-def run(
-    conn: psycopg.Connection[Any], scale: int, rng: random.Random, tick: Callable[..., None]
-) -> dict[str, int]:
+def run(conn: psycopg.Connection[Any], scale: int, rng: random.Random, tick: Callable[..., None]) -> dict[str, int]:
     now = datetime.now(UTC)
     users = 60 * scale
     phones = [f"+250{rng.choice(PREFIXES)}{rng.randrange(10**7):07d}" for _ in range(users)]
@@ -64,8 +62,13 @@ def run(
     queued = 0
     for phone in phones:
         for _ in range(rng.randint(1, 3)):
-            wa.send_text(conn, phone, rng.choice(REPLIES), priority=rng.choice((3, 5, 5, 7)),
-                         correlation_id=f"demo-{rng.getrandbits(32):08x}")
+            wa.send_text(
+                conn,
+                phone,
+                rng.choice(REPLIES),
+                priority=rng.choice((3, 5, 5, 7)),
+                correlation_id=f"demo-{rng.getrandbits(32):08x}",
+            )
             queued += 1
     wa.enqueue_message(
         conn, phones[0], "location", {"latitude": -1.9536, "longitude": 30.0606, "name": "Kigali Convention Centre"}

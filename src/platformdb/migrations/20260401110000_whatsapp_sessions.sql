@@ -525,7 +525,6 @@ set search_path = ''
 as $$
 declare
     v_id uuid;
-    v_session uuid;
     v_existing record;
 begin
     if p_recipient_phone is null then
@@ -553,13 +552,11 @@ begin
         raise exception 'p_idempotency_key must be 1 to 200 characters' using errcode = '22023';
     end if;
 
-    select s.id into v_session from public.whatsapp_sessions s
-     where s.phone_number = p_recipient_phone;
-
     insert into public.whatsapp_message_queue
         (session_id, recipient_phone, message_type, payload, priority, correlation_id,
          scheduled_at, max_retries, idempotency_key)
-    values (v_session, p_recipient_phone, p_message_type, p_message_payload, p_priority,
+    values ((select s.id from public.whatsapp_sessions s where s.phone_number = p_recipient_phone),
+            p_recipient_phone, p_message_type, p_message_payload, p_priority,
             p_correlation_id, coalesce(p_scheduled_at, now()), p_max_retries, p_idempotency_key)
     on conflict (idempotency_key) where idempotency_key is not null do nothing
     returning id into v_id;
@@ -789,42 +786,46 @@ begin
     if char_length(p_whatsapp_message_id) > 256 then
         raise exception 'p_whatsapp_message_id must be at most 256 characters' using errcode = '22023';
     end if;
-    select q.id, q.status, q.whatsapp_message_id into v_msg
-      from public.whatsapp_message_queue q where q.id = p_message_id for update;
-    if not found then
-        raise exception 'p_message_id: no outbound WhatsApp message %', p_message_id
-            using errcode = 'PD004';
-    end if;
-    if v_msg.status in ('sent', 'delivered', 'read') then
-        if v_msg.whatsapp_message_id = p_whatsapp_message_id then
-            return false; -- a replay of the same acknowledgement
-        end if;
-        raise exception 'p_message_id: message % was already sent as %', p_message_id,
-            v_msg.whatsapp_message_id
-            using errcode = 'PD005', hint = 'its lease expired and another sender delivered it';
-    end if;
-    -- pending: the lease ran out and was taken back, but nobody claimed it again yet; the
-    -- message did go out, so that is what is recorded
-    if v_msg.status not in ('processing', 'pending') then
-        raise exception 'p_message_id: message % is %, it cannot become sent', p_message_id,
-            v_msg.status using errcode = 'PD002';
-    end if;
+    -- the usual case in one statement. pending: the lease ran out and was taken back, but
+    -- nobody claimed it again yet; the message did go out, so that is what is recorded
     update public.whatsapp_message_queue q
        set status = 'sent', whatsapp_message_id = p_whatsapp_message_id, sent_at = now(),
            locked_until = null, last_error = null, updated_at = now()
-     where q.id = p_message_id;
+     where q.id = p_message_id and q.status in ('processing', 'pending');
+    if not found then
+        select q.id, q.status, q.whatsapp_message_id into v_msg
+          from public.whatsapp_message_queue q where q.id = p_message_id;
+        if not found then
+            raise exception 'p_message_id: no outbound WhatsApp message %', p_message_id
+                using errcode = 'PD004';
+        end if;
+        if v_msg.status in ('sent', 'delivered', 'read') then
+            if v_msg.whatsapp_message_id = p_whatsapp_message_id then
+                return false; -- a replay of the same acknowledgement
+            end if;
+            raise exception 'p_message_id: message % was already sent as %', p_message_id,
+                v_msg.whatsapp_message_id
+                using errcode = 'PD005', hint = 'its lease expired and another sender delivered it';
+        end if;
+        raise exception 'p_message_id: message % is %, it cannot become sent', p_message_id,
+            v_msg.status using errcode = 'PD002';
+    end if;
 
     -- statuses that arrived before this acknowledgement
-    for v_status in
-        select b.status, b.status_at, b.error from public.whatsapp_status_backlog b
-         where b.whatsapp_message_id = p_whatsapp_message_id
-         order by case b.status when 'sent' then 1 when 'delivered' then 2 when 'read' then 3
-                                else 4 end
-    loop
-        perform public.apply_whatsapp_status(p_whatsapp_message_id, v_status.status,
-                                             v_status.status_at, v_status.error);
-    end loop;
-    delete from public.whatsapp_status_backlog b where b.whatsapp_message_id = p_whatsapp_message_id;
+    if exists (select 1 from public.whatsapp_status_backlog b
+                where b.whatsapp_message_id = p_whatsapp_message_id) then
+        for v_status in
+            select b.status, b.status_at, b.error from public.whatsapp_status_backlog b
+             where b.whatsapp_message_id = p_whatsapp_message_id
+             order by case b.status when 'sent' then 1 when 'delivered' then 2 when 'read' then 3
+                                    else 4 end
+        loop
+            perform public.apply_whatsapp_status(p_whatsapp_message_id, v_status.status,
+                                                 v_status.status_at, v_status.error);
+        end loop;
+        delete from public.whatsapp_status_backlog b
+         where b.whatsapp_message_id = p_whatsapp_message_id;
+    end if;
     return true;
 end
 $$;

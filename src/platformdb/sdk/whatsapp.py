@@ -177,9 +177,7 @@ def update_session_activity(
     )
 
 
-def set_session_status(
-    conn: psycopg.Connection[Any], phone: str, status: str, reason: str | None = None
-) -> bool:
+def set_session_status(conn: psycopg.Connection[Any], phone: str, status: str, reason: str | None = None) -> bool:
     """Set a session's status (e.g. 'suspended'); False when it already had it."""
     return bool(_one(conn, SET_SESSION_STATUS, {"phone": phone, "status": status, "reason": reason}))
 
@@ -243,9 +241,7 @@ def enqueue_message(
     )
 
 
-def send_text(
-    conn: psycopg.Connection[Any], recipient_phone: str, body: str, **kwargs: Any
-) -> UUID:
+def send_text(conn: psycopg.Connection[Any], recipient_phone: str, body: str, **kwargs: Any) -> UUID:
     """Shorthand: queue a text message."""
     return enqueue_message(conn, recipient_phone, "text", {"body": body}, **kwargs)
 

@@ -7,9 +7,7 @@ from typing import Annotated
 
 import typer
 
-whatsapp_app = typer.Typer(
-    help="WhatsApp Cloud API: webhook receiver, sender, outbound queue.", no_args_is_help=True
-)
+whatsapp_app = typer.Typer(help="WhatsApp Cloud API: webhook receiver, sender, outbound queue.", no_args_is_help=True)
 
 DatabaseUrl = Annotated[
     str | None,
@@ -104,8 +102,12 @@ def stats(
     t = Table("status", "sessions", "active 1h", "active 24h", "messages", "errors")
     for r in sessions:
         t.add_row(
-            r["status"], str(r["session_count"]), str(r["active_last_hour"]),
-            str(r["active_last_24h"]), str(r["total_messages"]), str(r["total_errors"]),
+            r["status"],
+            str(r["session_count"]),
+            str(r["active_last_hour"]),
+            str(r["active_last_24h"]),
+            str(r["total_messages"]),
+            str(r["total_errors"]),
         )
     console.print(t)
     q = Table(show_header=False)

@@ -158,9 +158,7 @@ def _parse_value(value: dict[str, Any], where: str, batch: WebhookBatch) -> None
     for k, contact in enumerate(_list(value.get("contacts"), f"{where}.contacts")):
         contact = _dict(contact, f"{where}.contacts[{k}]")
         profile = contact.get("profile")
-        if isinstance(profile, dict) and isinstance(profile.get("name"), str) and isinstance(
-            contact.get("wa_id"), str
-        ):
+        if isinstance(profile, dict) and isinstance(profile.get("name"), str) and isinstance(contact.get("wa_id"), str):
             names[contact["wa_id"]] = profile["name"][:256]
 
     for k, msg in enumerate(_list(value.get("messages"), f"{where}.messages")):
@@ -206,9 +204,7 @@ def _parse_value(value: dict[str, Any], where: str, batch: WebhookBatch) -> None
                 whatsapp_message_id=wa_id,
                 status=status,
                 at=at,
-                recipient_phone=("+" + recipient)
-                if isinstance(recipient, str) and _DIGITS.match(recipient)
-                else None,
+                recipient_phone=("+" + recipient) if isinstance(recipient, str) and _DIGITS.match(recipient) else None,
                 error=error,
             )
         )

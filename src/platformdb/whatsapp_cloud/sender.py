@@ -97,9 +97,7 @@ class SenderConfig:
         return limit
 
     @classmethod
-    def from_env(
-        cls, database_url: str, env: Mapping[str, str] | None = None, **overrides: Any
-    ) -> SenderConfig | None:
+    def from_env(cls, database_url: str, env: Mapping[str, str] | None = None, **overrides: Any) -> SenderConfig | None:
         """From WHATSAPP_* variables; None unless the access token and phone number id are set."""
         env = os.environ if env is None else env
         token = env.get("WHATSAPP_ACCESS_TOKEN", "")
@@ -376,12 +374,21 @@ class WhatsAppSender(Duty):
                 while not stop.is_set():
                     if self.process_batch(conn, http, pool, stop):
                         continue
-                    # idle: wake on NOTIFY from enqueue, or poll for scheduled messages
-                    for _ in listener.notifies(timeout=cfg.idle_wait, stop_after=1):
-                        pass
+                    self._idle(listener, stop)
         finally:
             if self._http is None:
                 http.close()
+
+    def _idle(self, listener: psycopg.Connection[Any], stop: threading.Event) -> None:
+        """Wait for a NOTIFY from enqueue (or idle_wait, for scheduled messages), in short
+        slices so that a stop is noticed quickly."""
+        deadline = time.monotonic() + self.config.idle_wait
+        while not stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            if any(True for _ in listener.notifies(timeout=min(0.5, left), stop_after=1)):
+                return
 
     def drain(self, stop: threading.Event | None = None) -> int:
         """Send until no message is due; returns how many were claimed (tests, benches, CLI)."""
@@ -406,9 +413,7 @@ class WhatsAppSender(Duty):
 
 def make_duty(config: WorkerConfig) -> Duty | None:
     """The worker's factory: a sender when WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID are set."""
-    overrides = {
-        k.removeprefix("whatsapp_"): v for k, v in config.options.items() if k.startswith("whatsapp_")
-    }
+    overrides = {k.removeprefix("whatsapp_"): v for k, v in config.options.items() if k.startswith("whatsapp_")}
     sender_config = SenderConfig.from_env(config.database_url, worker_id=config.worker_id, **overrides)
     if sender_config is None:
         return None
