@@ -720,6 +720,12 @@ class _FileLint:
                     self.not_ours(f"table {_fmt(_rv(rv))}", "truncates")
         elif isinstance(n, ast.GrantStmt):
             self.on_grant(n, i)
+        elif isinstance(n, ast.AlterDefaultPrivilegesStmt):
+            self.report(
+                "additive-only",
+                "ALTER DEFAULT PRIVILEGES changes the grants of objects other people create later;"
+                " grant on our own objects instead",
+            )
         elif isinstance(n, ast.CommentStmt):
             self.on_comment(n)
         elif isinstance(n, (ast.SelectStmt, ast.DoStmt)):

@@ -8,6 +8,7 @@ real database, and PostgreSQL itself must refuse what two of the rules flag.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -94,8 +95,6 @@ def test_cli_names_rule_and_line_and_exits_1(fixture: str, rule: str, line: int)
 def test_cli_exits_0_on_a_clean_file_and_speaks_json() -> None:
     r = run_cli("lint", "--json", "tests/fixtures/lint/20990101000000_good.sql")
     assert r.returncode == 0, r.stdout + r.stderr
-    import json
-
     data = json.loads(r.stdout)
     assert data["ok"] is True and data["squawk"] is True
     assert data["files"] == ["tests/fixtures/lint/20990101000000_good.sql"]
@@ -103,8 +102,6 @@ def test_cli_exits_0_on_a_clean_file_and_speaks_json() -> None:
 
 def test_cli_default_is_the_project_migrations() -> None:
     r = run_cli("lint", "--json", "--no-squawk")
-    import json
-
     data = json.loads(r.stdout)
     names = {Path(f).name for f in data["files"]}
     assert {m.filename for m in migrate.discover()} <= names
@@ -211,9 +208,7 @@ def test_non_immutable_names_are_not_immutable_in_postgres(conn: psycopg.Connect
     assert set(verdict) == set(lint.NON_IMMUTABLE_FUNCTIONS), "names unknown to pg_catalog"
     assert [n for n, ok in verdict.items() if not ok] == []
     for qualified in ("auth.uid", "auth.role", "auth.jwt"):
-        row = conn.execute(
-            "select provolatile from pg_proc where oid = to_regproc(%s)", (qualified,)
-        ).fetchone()
+        row = conn.execute("select provolatile from pg_proc where oid = to_regproc(%s)", (qualified,)).fetchone()
         assert row is not None and row[0] != "i", qualified
 
 

@@ -1,0 +1,140 @@
+"""Additive-only proof (SPEC §1.5): platformdb moves into a database where someone else's
+application already lives, and leaves every one of its objects and rows exactly as it was.
+When one of our names is already taken, nothing is changed and the error names it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from platformdb import devdb, guard, migrate
+from tests.conftest import only_migrations, selected_migrations_dir
+from tests.db import existing_app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def app_url(new_db_url: str) -> str:
+    """An empty database holding only the existing application (and Supabase's basics)."""
+    with psycopg.connect(new_db_url, autocommit=True) as conn:
+        existing_app.create(conn)
+    return new_db_url
+
+
+@pytest.fixture
+def migrations_dir(tmp_path: Path) -> Path:
+    return selected_migrations_dir(tmp_path / "selected") or migrate.default_dir()
+
+
+def test_migrating_leaves_the_existing_application_untouched(
+    cluster: devdb.Cluster, app_url: str, migrations_dir: Path, tmp_path: Path
+) -> None:
+    definitions = existing_app.dump_objects(cluster, app_url, tmp_path / "before")
+    data = existing_app.data_checksums(app_url)
+    behaviour = existing_app.works(app_url)
+
+    applied = migrate.up(app_url, migrations_dir)
+    assert [m.version for m in applied] == [m.version for m in migrate.discover(migrations_dir)]
+    with psycopg.connect(app_url) as conn:  # we really are there too
+        assert conn.execute("select to_regclass('public.system_metrics') is not null").fetchone() == (True,)
+
+    assert existing_app.dump_objects(cluster, app_url, tmp_path / "after") == definitions
+    assert existing_app.data_checksums(app_url) == data
+    assert existing_app.works(app_url) == behaviour
+
+
+def _last_created(migrations_dir: Path) -> tuple[migrate.Migration, guard.CreatedObject]:
+    """The last table or function the last migration creates (the latest point a guard can stop)."""
+    last = migrate.discover(migrations_dir)[-1]
+    objs = [o for o in guard.created_objects(last.text()) if o.schema == "public" and o.kind in ("table", "function")]
+    return last, objs[-1]
+
+
+def _take(conn: psycopg.Connection[Any], obj: guard.CreatedObject) -> None:
+    """Someone else's object under our name (a function with another signature: the case
+    where a plain CREATE FUNCTION would silently add an overload)."""
+    ident = sql.Identifier(obj.schema, obj.name)
+    if obj.kind == "table":
+        conn.execute(sql.SQL("create table {} (theirs text)").format(ident))
+    else:
+        conn.execute(
+            sql.SQL("create function {}(theirs text) returns text language sql as 'select theirs'").format(ident)
+        )
+
+
+def _ours_present(url: str, migrations_dir: Path, taken: guard.CreatedObject) -> list[str]:
+    present = []
+    with psycopg.connect(url) as conn:
+        for m in migrate.discover(migrations_dir):
+            for obj in guard.created_objects(m.text()):
+                if obj.schema != "public" or obj == taken:
+                    continue
+                row = conn.execute(guard.TAKEN_SQL, {"schema": obj.schema, "name": obj.name}).fetchone()
+                if row:
+                    present.append(str(obj))
+    return present
+
+
+def test_a_taken_name_stops_migrate_up_before_anything_changes(
+    cluster: devdb.Cluster, app_url: str, migrations_dir: Path, tmp_path: Path
+) -> None:
+    last, taken = _last_created(migrations_dir)
+    with psycopg.connect(app_url, autocommit=True) as conn:
+        _take(conn, taken)
+    definitions = existing_app.dump_objects(cluster, app_url, tmp_path / "before")
+    data = existing_app.data_checksums(app_url)
+
+    r = subprocess.run(
+        [sys.executable, "-m", "platformdb.cli", "migrate", "up", "--database-url", app_url],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PLATFORMDB_MIGRATIONS_DIR": str(migrations_dir)},
+        check=False,
+    )
+    assert r.returncode == 1
+    message = " ".join(r.stderr.split())
+    assert f"{last.filename} creates {taken.kind} public.{taken.name}" in message
+    assert "nothing was changed" in message
+
+    assert _ours_present(app_url, migrations_dir, taken) == []
+    with psycopg.connect(app_url) as conn:
+        assert conn.execute("select to_regclass('supabase_migrations.platformdb_ledger')").fetchone() == (None,)
+    assert existing_app.dump_objects(cluster, app_url, tmp_path / "after") == definitions
+    assert existing_app.data_checksums(app_url) == data
+
+
+_ONLY = only_migrations()
+MIGRATIONS = [
+    m for m in migrate.discover() if not _ONLY or "system_observability" in m.name or any(o in m.name for o in _ONLY)
+]
+
+
+@pytest.mark.parametrize("m", MIGRATIONS, ids=[m.name for m in MIGRATIONS])
+def test_each_file_guards_itself_when_run_without_the_runner(app_url: str, m: migrate.Migration) -> None:
+    """As the Supabase CLI runs it (the whole file, BEGIN … COMMIT, no platformdb runner): the
+    file's own name guard stops it when its last table or function name is taken."""
+    earlier = [e for e in MIGRATIONS if e.version < m.version]
+    for e in earlier:
+        with psycopg.connect(app_url, autocommit=True) as conn:
+            conn.execute(e.text())  # type: ignore[arg-type]
+    taken = [o for o in guard.created_objects(m.text()) if o.schema == "public" and o.kind in ("table", "function")][-1]
+    with psycopg.connect(app_url, autocommit=True) as conn:
+        _take(conn, taken)
+        mine = [o for o in guard.created_objects(m.text()) if o.schema == "public" and o != taken]
+        with pytest.raises(psycopg.Error) as info:
+            conn.execute(m.text())  # type: ignore[arg-type]
+        conn.execute("rollback")
+        assert info.value.sqlstate == "42710", info.value
+        assert f"public.{taken.name} already exists" in str(info.value)
+        for obj in mine:
+            row = conn.execute(guard.TAKEN_SQL, {"schema": obj.schema, "name": obj.name}).fetchone()
+            assert row is None, f"{obj} exists after the guard stopped {m.filename}"
