@@ -25,13 +25,16 @@ demo: setup
 	@echo "Embedded database: $$($(PDB) dev url)"
 	@echo "  psql \"$$($(PDB) dev url)\""
 
+# the migrations must pass the ground rules before anything else runs (CI refuses them otherwise)
 test: setup
+	$(PDB) lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
 	$(PDB) lint
+	$(PDB) security-doc --check
 
 bench: setup
 	$(PY) bench/run_all.py
