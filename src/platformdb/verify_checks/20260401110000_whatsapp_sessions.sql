@@ -9,14 +9,17 @@ select public.update_whatsapp_session_activity(p_phone_number => '+250700000999'
 select message_count = 1 and status = 'active' and expires_at > now()
   from public.whatsapp_sessions where phone_number = '+250700000999';
 
--- check: enqueue_whatsapp_message validates and queues a text message
+-- check: enqueue_whatsapp_message validates and queues a text message (most urgent and
+-- oldest, so that the claim below takes it before any real message)
 select public.enqueue_whatsapp_message(p_recipient_phone => '+250700000999',
     p_message_type => 'text', p_message_payload => '{"body": "platformdb verify"}',
-    p_priority => 1, p_correlation_id => 'platformdb-verify') is not null;
+    p_priority => 1, p_correlation_id => 'platformdb-verify',
+    p_scheduled_at => '1970-01-01 00:00:00+00') is not null;
 
--- check: claim_whatsapp_messages leases the message
-select count(*) >= 1 from public.claim_whatsapp_messages(p_limit => 10, p_lease_seconds => 30,
-    p_worker_id => 'platformdb-verify');
+-- check: claim_whatsapp_messages leases that message first
+select correlation_id = 'platformdb-verify'
+  from public.claim_whatsapp_messages(p_limit => 1, p_lease_seconds => 30,
+                                      p_worker_id => 'platformdb-verify');
 
 -- check: mark_whatsapp_message_sent records the wa message id
 select public.mark_whatsapp_message_sent(
