@@ -259,17 +259,24 @@ def test_the_worker_fires_recurring_jobs(
 ) -> None:
     with psycopg.connect(db_url, autocommit=True) as c:
         rid = jobs.schedule_recurring_job(c, "e2e-every-minute", "e2e.job", "* * * * *", {"sleep": 0})
-        c.execute("update public.recurring_jobs set next_run_at = now() - interval '1 second' where id = %s", (rid,))
+        slot = c.execute(
+            "update public.recurring_jobs set next_run_at = date_trunc('second', now()) - interval '1 second'"
+            " where id = %s returning next_run_at",
+            (rid,),
+        ).fetchone()[0]  # type: ignore[index]
     w = workers("cron")
     wait_for("the recurring job to run", lambda: any(kind == "job" for kind, _, _ in record()), 90, w)
     w.stop()
     with psycopg.connect(db_url, autocommit=True) as c:
-        row = c.execute(
-            "select j.state, r.next_run_at > now() from public.background_jobs j"
-            " join public.recurring_jobs r on r.id = j.recurring_job_id where r.id = %s",
-            (rid,),
+        fired = c.execute(
+            "select state from public.background_jobs where recurring_job_id = %s and scheduled_at = %s",
+            (rid, slot),
         ).fetchall()
-    assert row == [("completed", True)]
+        schedule = c.execute(
+            "select last_run_at >= %s, next_run_at > %s from public.recurring_jobs where id = %s", (slot, slot, rid)
+        ).fetchone()
+    assert fired == [("completed",)], "the due slot became exactly one job, and it ran"
+    assert schedule == (True, True), "the schedule moved on to a later slot"
 
 
 def test_a_database_restart_during_a_run_loses_nothing(
