@@ -320,7 +320,7 @@ def _check_objects(conn: psycopg.Connection[Any], exp: Expected, report: Report)
             report.add("objects", f"function {sig}", True)
             continue
         same = [f for f in funcs if f[0] == schema and f[1] == name]
-        unresolved = [t for t in types if conn.execute(REGTYPE_SQL, (t,)).fetchone() in (None, (None,))]
+        unresolved = [t for t in types if not _type_resolves(conn, t)]
         if unresolved and any(f[5] == len(types) for f in same):
             # a type that does not resolve by this name here (e.g. PostGIS installed in the
             # `extensions` schema, as on Supabase): the name and the number of arguments match
@@ -330,6 +330,14 @@ def _check_objects(conn: psycopg.Connection[Any], exp: Expected, report: Report)
             report.add("objects", f"function {sig}", False, f"exists with other arguments: {others}")
         else:
             report.add("objects", f"function {sig}", False, "missing")
+
+
+def _type_resolves(conn: psycopg.Connection[Any], type_name: str) -> bool:
+    try:
+        row = conn.execute(REGTYPE_SQL, (type_name,)).fetchone()
+    except psycopg.Error:
+        return False
+    return bool(row and row[0])
 
 
 def _check_rls(conn: psycopg.Connection[Any], exp: Expected, report: Report) -> None:
