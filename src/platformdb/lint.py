@@ -473,7 +473,6 @@ class _FileLint:
         self.matviews: dict[tuple[str, str], int] = {}
         self.sequences: dict[tuple[str, str], int] = {}
         self.functions: dict[tuple[str, str], int] = {}
-        self.function_stmt_index: dict[tuple[str, str], int] = {}
         self.types: dict[tuple[str, str], int] = {}
         self.created_at_index: dict[tuple[str, tuple[str, str]], int] = {}
         self.definer: dict[tuple[str, str], bool] = {}
@@ -840,7 +839,6 @@ class _FileLint:
             )
         line = self.stmt.line if self.stmt else 1
         self.functions.setdefault(key, line)
-        self.function_stmt_index.setdefault(key, i)
         self.definer[key] = bool(opts.get("definer", False))
         self.search_path[key] = opts.get("search_path")
         self.reg.volatility[key] = (opts.get("volatility") or "volatile").lower()
