@@ -1111,7 +1111,12 @@ begin
     end if;
     perform public.queue_check_worker(p_worker_id);
     -- expired leases of this queue go back first, so no reaper is needed for progress
-    perform public.message_queue_reap(p_queue_name, p_limit);
+    -- (probed first: the common case, nothing expired, then costs one index lookup)
+    if exists (select 1 from public.message_queue m
+                where m.state = 'running' and m.locked_until < now()
+                  and m.queue_name = p_queue_name) then
+        perform public.message_queue_reap(p_queue_name, p_limit);
+    end if;
     return query
     with picked as (
         select m.id from public.message_queue m
@@ -1457,7 +1462,11 @@ begin
         raise exception 'p_limit must be between 1 and 1000, got %', p_limit using errcode = '22003';
     end if;
     perform public.queue_check_worker(p_worker_id);
-    perform public.background_jobs_reap(p_job_types, p_limit);
+    if exists (select 1 from public.background_jobs j
+                where j.state = 'running' and j.locked_until < now()
+                  and (p_job_types is null or j.job_type = any(p_job_types))) then
+        perform public.background_jobs_reap(p_job_types, p_limit);
+    end if;
     return query
     with picked as (
         select j.id from public.background_jobs j
