@@ -21,6 +21,7 @@ STEPS: list[str] = [
     "platformdb.demo_steps.observability",
     "platformdb.demo_steps.whatsapp",
     "platformdb.demo_steps.payments",
+    "platformdb.demo_steps.events_queue",
 ]
 
 SCALES = {"small": 1, "medium": 10}
