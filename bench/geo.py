@@ -38,7 +38,7 @@ USERS = 200_000
 # saved places of random types.
 LOAD = """
 insert into public.locations
-    (user_id, location_type, latitude, longitude, is_public, is_active, name)
+    (user_id, location_type, latitude, longitude, is_active, name)
 select case when g.i %% 100 = 0 then null
             else md5('bench-user-' || (g.i %% %(users)s))::uuid end,
        case when g.i %% 100 = 0 then (array['pickup', 'dropoff'])[1 + g.i / 100 %% 2]
@@ -47,7 +47,6 @@ select case when g.i %% 100 = 0 then null
        end,
        %(lat)s + (random() * 2 - 1) * %(spread)s,
        %(lng)s + (random() * 2 - 1) * %(spread)s,
-       g.i %% 100 = 0,
        g.i %% 20 <> 7,
        'p' || g.i
   from generate_series(0, %(n)s - 1) as g(i)
@@ -86,9 +85,7 @@ def build(conn: psycopg.Connection[Any]) -> dict[str, float]:
 
 
 def query_points(n: int, rng: random.Random) -> list[tuple[float, float]]:
-    return [
-        (CENTER[0] + rng.uniform(-0.1, 0.1), CENTER[1] + rng.uniform(-0.1, 0.1)) for _ in range(n)
-    ]
+    return [(CENTER[0] + rng.uniform(-0.1, 0.1), CENTER[1] + rng.uniform(-0.1, 0.1)) for _ in range(n)]
 
 
 def timed(
@@ -117,9 +114,7 @@ def main() -> None:
 
         service = psycopg.connect(url, autocommit=True)
         service.execute("set role service_role")
-        seqscan = psycopg.connect(
-            url, autocommit=True, options="-c enable_indexscan=off -c enable_bitmapscan=off"
-        )
+        seqscan = psycopg.connect(url, autocommit=True, options="-c enable_indexscan=off -c enable_bitmapscan=off")
         seqscan.execute("set role service_role")
         signed_in = psycopg.connect(url, autocommit=True)
         signed_in.execute(

@@ -28,6 +28,7 @@ drop table public.cache_entries;
 drop table public.routes;
 drop table public.locations;
 drop function public.geo_touch_updated_at();
+drop function public.decode_polyline(text, integer);
 
 do $postgis$
 begin

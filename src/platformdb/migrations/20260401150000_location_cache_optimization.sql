@@ -20,7 +20,7 @@ BEGIN;
 select public.platformdb_assert_names_free(array[
     'locations', 'routes', 'cache_entries', 'cache_counters',
     'geo_touch_updated_at', 'find_nearby_locations', 'save_location',
-    'get_cached_route', 'cache_route', 'cleanup_expired_routes',
+    'decode_polyline', 'get_cached_route', 'cache_route', 'cleanup_expired_routes',
     'set_cache', 'get_cache', 'delete_cache', 'invalidate_cache_by_tag',
     'cleanup_expired_cache', 'record_cache_lookup', 'cache_stats_housekeeping',
     'flush_cache_stats',
@@ -49,6 +49,75 @@ end
 $postgis$;
 
 -- ---------------------------------------------------------------------------------------
+-- a function the tables need (routes.path is generated with it)
+-- ---------------------------------------------------------------------------------------
+-- Google's encoded-polyline format, decoded in double precision. (PostGIS 3.3's
+-- ST_LineFromEncodedPolyline accumulates in single precision: with precision 6 its points
+-- drift by several millionths of a degree, up to metres on a long route.)
+create function public.decode_polyline(p_encoded text, p_precision integer default 5)
+returns geometry
+language plpgsql
+immutable
+strict
+parallel safe
+set search_path = pg_catalog, public, extensions, pg_temp
+as $$
+declare
+    v_len integer := char_length(p_encoded);
+    v_pos integer := 1;
+    v_factor double precision;
+    v_values bigint[] := '{}';
+    v_result bigint;
+    v_shift integer;
+    v_byte integer;
+    v_lat bigint := 0;
+    v_lng bigint := 0;
+    v_points geometry[] := '{}';
+begin
+    if p_precision not between 1 and 10 then
+        raise exception 'p_precision must be between 1 and 10, got %', p_precision
+            using errcode = '22023';
+    end if;
+    v_factor := power(10::double precision, p_precision);
+    while v_pos <= v_len loop
+        v_result := 0;
+        v_shift := 0;
+        loop
+            if v_pos > v_len then
+                raise exception 'encoded polyline ends in the middle of a value'
+                    using errcode = '22023';
+            end if;
+            v_byte := ascii(substr(p_encoded, v_pos, 1)) - 63;
+            if v_byte < 0 or v_byte > 63 then
+                raise exception 'encoded polyline has a character outside ? to ~ at position %', v_pos
+                    using errcode = '22023';
+            end if;
+            if v_shift > 55 then
+                raise exception 'encoded polyline has a value too long at position %', v_pos
+                    using errcode = '22023';
+            end if;
+            v_result := v_result | ((v_byte & 31)::bigint << v_shift);
+            v_shift := v_shift + 5;
+            v_pos := v_pos + 1;
+            exit when v_byte < 32;
+        end loop;
+        v_values := v_values || (case when v_result & 1 = 1 then ~(v_result >> 1)
+                                      else v_result >> 1 end);
+    end loop;
+    if cardinality(v_values) % 2 <> 0 then
+        raise exception 'encoded polyline has a latitude without its longitude'
+            using errcode = '22023';
+    end if;
+    for i in 1 .. cardinality(v_values) / 2 loop
+        v_lat := v_lat + v_values[2 * i - 1];
+        v_lng := v_lng + v_values[2 * i];
+        v_points := v_points || st_makepoint(v_lng / v_factor, v_lat / v_factor);
+    end loop;
+    return st_setsrid(st_makeline(v_points), 4326);
+end
+$$;
+
+-- ---------------------------------------------------------------------------------------
 -- tables
 -- ---------------------------------------------------------------------------------------
 create table public.locations (
@@ -65,7 +134,7 @@ create table public.locations (
     location geography(Point, 4326) not null
         generated always as (st_setsrid(st_makepoint(longitude, latitude), 4326)::geography) stored,
     accuracy_meters real,
-    is_public boolean not null default false,
+    is_public boolean not null generated always as (user_id is null) stored,
     is_active boolean not null default true,
     metadata jsonb not null default '{}',
     created_at timestamptz not null default now(),
@@ -75,7 +144,6 @@ create table public.locations (
         ('current', 'home', 'work', 'favorite', 'pickup', 'dropoff')),
     constraint locations_latitude_range check (latitude between -90 and 90),
     constraint locations_longitude_range check (longitude between -180 and 180),
-    constraint locations_public_has_no_owner check (is_public = (user_id is null)),
     constraint locations_public_kind
         check (not is_public or location_type in ('pickup', 'dropoff')),
     constraint locations_accuracy_range
@@ -104,7 +172,7 @@ create table public.routes (
     polyline_precision smallint not null default 5,
     path geography(LineString, 4326) not null
         generated always as
-            (st_linefromencodedpolyline(route_polyline, polyline_precision)::geography) stored,
+            (public.decode_polyline(route_polyline, polyline_precision)::geography) stored,
     distance_meters double precision not null,
     duration_seconds integer not null,
     traffic_multiplier numeric(4, 2) not null default 1.00,
@@ -415,9 +483,9 @@ begin
     if p_location_type = 'current' then
         insert into public.locations as l
             (user_id, location_type, name, address, city, district, latitude, longitude,
-             accuracy_meters, is_public, metadata)
+             accuracy_meters, metadata)
         values (v_user, 'current', p_name, p_address, p_city, p_district, p_lat, p_lng,
-                p_accuracy_meters, false, coalesce(p_metadata, '{}'))
+                p_accuracy_meters, coalesce(p_metadata, '{}'))
         on conflict (user_id) where location_type = 'current' do update
            set latitude = excluded.latitude, longitude = excluded.longitude,
                accuracy_meters = excluded.accuracy_meters, name = excluded.name,
@@ -427,9 +495,9 @@ begin
     else
         insert into public.locations
             (user_id, location_type, name, address, city, district, latitude, longitude,
-             accuracy_meters, is_public, metadata)
+             accuracy_meters, metadata)
         values (v_user, p_location_type, p_name, p_address, p_city, p_district, p_lat, p_lng,
-                p_accuracy_meters, coalesce(p_is_public, false), coalesce(p_metadata, '{}'))
+                p_accuracy_meters, coalesce(p_metadata, '{}'))
         returning id into v_id;
     end if;
     return v_id;
@@ -693,7 +761,12 @@ begin
         raise exception 'p_route_polyline is not an encoded polyline (2 to 100000 characters from ? to ~)'
             using errcode = '22023';
     end if;
-    v_path := st_linefromencodedpolyline(p_route_polyline, p_polyline_precision);
+    begin
+        v_path := public.decode_polyline(p_route_polyline, p_polyline_precision);
+    exception when invalid_parameter_value then
+        raise exception 'p_route_polyline is not an encoded polyline: %', sqlerrm
+            using errcode = '22023';
+    end;
     if st_npoints(v_path) < 2 or st_ymin(v_path) < -90 or st_ymax(v_path) > 90
        or st_xmin(v_path) < -180 or st_xmax(v_path) > 180 then
         raise exception 'p_route_polyline does not decode to a line of at least two valid points'
@@ -960,12 +1033,12 @@ alter table public.cache_counters enable row level security;
 
 -- locations: a user manages their own places and reads the public points; the service all
 create policy locations_own_or_public_read on public.locations
-    for select to authenticated using (user_id = (select auth.uid()) or is_public);
+    for select to authenticated using (user_id = (select auth.uid()) or (is_public and is_active));
 create policy locations_own_insert on public.locations
-    for insert to authenticated with check (user_id = (select auth.uid()) and not is_public);
+    for insert to authenticated with check (user_id = (select auth.uid()));
 create policy locations_own_update on public.locations
     for update to authenticated using (user_id = (select auth.uid()))
-    with check (user_id = (select auth.uid()) and not is_public);
+    with check (user_id = (select auth.uid()));
 create policy locations_own_delete on public.locations
     for delete to authenticated using (user_id = (select auth.uid()));
 create policy locations_service_read on public.locations
@@ -1021,6 +1094,7 @@ grant select, insert, update, delete on table public.cache_counters to service_r
 grant select on table public.cache_stats, public.route_cache_stats to service_role;
 
 revoke all on function
+    public.decode_polyline(text, integer),
     public.geo_touch_updated_at(),
     public.find_nearby_locations(double precision, double precision, double precision, text, integer),
     public.save_location(double precision, double precision, text, text, text, text, text, double precision,
@@ -1045,6 +1119,7 @@ grant execute on function
                          uuid, boolean, jsonb)
     to authenticated, service_role;
 grant execute on function
+    public.decode_polyline(text, integer),
     public.cache_stats_housekeeping(text, bigint),
     public.record_cache_lookup(text, text, boolean),
     public.flush_cache_stats(),
@@ -1064,9 +1139,9 @@ grant execute on function
 -- comments (the reference docs and the dashboard read these from the catalog)
 -- ---------------------------------------------------------------------------------------
 comment on table public.locations is
-    'Places on the map: a user''s saved places (current position, home, work, favourites, pickups, dropoffs) and public pickup/dropoff points (no owner, is_public). A user reads and manages their own places and reads the public points; the service reads and manages all.';
+    'Places on the map: a user''s saved places (current position, home, work, favourites, pickups, dropoffs) and public pickup/dropoff points (no owner, is_public). A user reads and manages their own places and reads the active public points; the service reads and manages all.';
 comment on column public.locations.id is 'Location id.';
-comment on column public.locations.user_id is 'Owner (auth.users id); null exactly when the point is public.';
+comment on column public.locations.user_id is 'Owner (auth.users id); null for a public point (only the service writes those).';
 comment on column public.locations.location_type is 'current, home, work, favorite, pickup or dropoff.';
 comment on column public.locations.name is 'Display name, e.g. Kigali Convention Centre (at most 200 characters).';
 comment on column public.locations.address is 'Street address (at most 500 characters).';
@@ -1077,7 +1152,7 @@ comment on column public.locations.latitude is 'Latitude in degrees, WGS 84 (-90
 comment on column public.locations.longitude is 'Longitude in degrees, WGS 84 (-180 to 180). The source of location.';
 comment on column public.locations.location is 'The point as geography(Point, 4326), generated from latitude and longitude; GiST-indexed for distance search.';
 comment on column public.locations.accuracy_meters is 'Reported GPS accuracy in metres, when known.';
-comment on column public.locations.is_public is 'A public pickup/dropoff point, visible to every signed-in user; true exactly when user_id is null. Only the service creates them.';
+comment on column public.locations.is_public is 'A public pickup/dropoff point, visible to every signed-in user while active. Generated: true exactly when user_id is null (no owner). Only the service creates them.';
 comment on column public.locations.is_active is 'Inactive places are kept but never returned by searches (and not indexed).';
 comment on column public.locations.metadata is 'Free-form attributes (JSON object, at most 4 KiB).';
 comment on column public.locations.created_at is 'When the place was saved.';
@@ -1094,7 +1169,7 @@ comment on column public.routes.origin is 'Origin as geography(Point, 4326), gen
 comment on column public.routes.destination is 'Destination as geography(Point, 4326), generated.';
 comment on column public.routes.route_polyline is 'The route as an encoded polyline (Google''s format), as the provider returned it.';
 comment on column public.routes.polyline_precision is 'Decimal places of the polyline encoding: 5 (Google) or 6 (OSRM, Valhalla polyline6).';
-comment on column public.routes.path is 'The decoded polyline as geography(LineString, 4326), generated from route_polyline.';
+comment on column public.routes.path is 'The decoded polyline as geography(LineString, 4326), generated from route_polyline by decode_polyline.';
 comment on column public.routes.distance_meters is 'Route length in metres, as the provider reported it.';
 comment on column public.routes.duration_seconds is 'Travel time in seconds, as the provider reported it (including traffic).';
 comment on column public.routes.traffic_multiplier is 'Traffic factor applied to the free-flow duration (1.00 = free flow; 0.10 to 10.00).';
@@ -1123,6 +1198,8 @@ comment on column public.cache_counters.hits is 'Lookups that found a live entry
 comment on column public.cache_counters.misses is 'Lookups that found nothing or an expired entry.';
 comment on column public.cache_counters.flushed_at is 'Last flush into this row.';
 
+comment on function public.decode_polyline(text, integer) is
+    'Decodes a Google encoded polyline (p_precision 5, or 6 for polyline6) into a LineString (SRID 4326), in double precision. Malformed input -> 22023. Generates routes.path.';
 comment on function public.geo_touch_updated_at() is 'Trigger: sets updated_at on every update of a location.';
 comment on function public.find_nearby_locations(double precision, double precision, double precision, text, integer) is
     'Active locations within p_radius_meters of (p_lat, p_lng), nearest first (ST_DWithin plus GiST KNN ordering; spherical metres in distance_meters), optionally of one p_location_type, at most p_limit (1 to 1000). A signed-in user gets their own places and the public points; the service gets every active place. Coordinates out of range -> 22023 naming p_lat/p_lng.';

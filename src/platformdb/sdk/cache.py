@@ -101,9 +101,7 @@ def set_cache(
     return row[0]  # type: ignore[no-any-return]
 
 
-def get_cache(
-    conn: psycopg.Connection[Any], key: str, default: Any = None, cache_type: str | None = None
-) -> Any:
+def get_cache(conn: psycopg.Connection[Any], key: str, default: Any = None, cache_type: str | None = None) -> Any:
     """The live value under `key`, or `default` on a miss (pass MISSING to tell them apart).
 
     `cache_type` attributes a miss of an absent key to that type in the hit-rate statistics.

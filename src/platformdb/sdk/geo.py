@@ -106,10 +106,7 @@ def sphere_distance_meters(a: LatLng, b: LatLng) -> float:
     """Great-circle (haversine) distance in metres on PostGIS's geography sphere."""
     lat1, lng1 = math.radians(a[0]), math.radians(a[1])
     lat2, lng2 = math.radians(b[0]), math.radians(b[1])
-    h = (
-        math.sin((lat2 - lat1) / 2) ** 2
-        + math.cos(lat1) * math.cos(lat2) * math.sin((lng2 - lng1) / 2) ** 2
-    )
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lng2 - lng1) / 2) ** 2
     return 2 * SPHERE_RADIUS_METERS * math.asin(min(1.0, math.sqrt(h)))
 
 

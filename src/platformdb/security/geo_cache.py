@@ -64,7 +64,6 @@ TABLES = [
                           'i' || substr(md5(%(owner)s::text), 1, 12), 1, 1)""",
         update="hits = hits + 1",
         service="siud",
-        why="cache hit/miss counts flushed by the service's own lookups (upsert) and "
-        "trimmed by cleanup_expired_cache",
+        why="cache hit/miss counts flushed by the service's own lookups (upsert) and trimmed by cleanup_expired_cache",
     ),
 ]

@@ -30,9 +30,11 @@ select count(*) = 1
                                p_dest_lat => -40.13385, p_dest_lng => -20.4421)
  where provider = 'platformdb_verify';
 
--- check: set_cache then get_cache returns the value
+-- check: set_cache stores a value
 select public.set_cache(p_key => 'platformdb-verify:key', p_value => '{"ok": true}',
     p_ttl_seconds => 60, p_cache_type => 'platformdb_verify', p_tags => '{platformdb-verify}') is not null;
+
+-- check: get_cache returns it
 select public.get_cache(p_key => 'platformdb-verify:key') = '{"ok": true}'::jsonb;
 
 -- check: get_cache misses an absent key
