@@ -22,6 +22,7 @@ STEPS: list[str] = [
     "platformdb.demo_steps.whatsapp",
     "platformdb.demo_steps.payments",
     "platformdb.demo_steps.events_queue",
+    "platformdb.demo_steps.geo_cache",
 ]
 
 SCALES = {"small": 1, "medium": 10}
