@@ -577,7 +577,7 @@ def test_retryable_failures_back_off_then_fail_after_max_retries(conn: psycopg.C
         with db.as_service(conn):
             assert wa.mark_failed(conn, m.id, f"HTTP 503: try {attempt}", detail={"http_status": 503}) == "pending"
         row = conn.execute(
-            "select status, retry_count, extract(epoch from scheduled_at - now())::float8, last_error"
+            "select status, retry_count, extract(epoch from scheduled_at - updated_at)::float8, last_error"
             " from whatsapp_message_queue where id = %s",
             (mid,),
         ).fetchone()
@@ -616,7 +616,7 @@ def test_retry_after_is_honoured(conn: psycopg.Connection[Any]) -> None:
     with db.as_service(conn):
         wa.mark_failed(conn, m.id, "HTTP 429", retry_in_seconds=120)
     row = conn.execute(
-        "select extract(epoch from scheduled_at - now())::int from whatsapp_message_queue where id = %s", (mid,)
+        "select extract(epoch from scheduled_at - updated_at)::int from whatsapp_message_queue where id = %s", (mid,)
     ).fetchone()
     assert row == (120,)
 

@@ -231,15 +231,15 @@ def test_the_rate_limit_is_held(db_url: str, conn: psycopg.Connection[Any], stub
     with db.as_service(conn):
         for i in range(n):
             wa.send_text(conn, f"+2507880{i:05d}", f"m{i}")
+    started = time.monotonic()
     WhatsAppSender(_config(db_url, stub, rate_per_second=rate, burst=1, max_in_flight=16)).drain()
     arrivals = sorted(r.at for r in stub.requests)
     assert len(arrivals) == n
-    # never faster than the rate: n requests need at least (n - 1) / rate seconds ...
-    assert arrivals[-1] - arrivals[0] >= (n - 1) / rate * 0.95
-    # ... and no one-second window holds more than the rate allows (+1 for arrival jitter)
-    for i, start in enumerate(arrivals):
-        in_window = sum(1 for t in arrivals[i:] if t < start + 1.0)
-        assert in_window <= rate + 2, f"{in_window} requests within one second"
+    # the limiter hands out one slot per 1/rate from the start; the (k+1)-th request to
+    # arrive used a slot no earlier than started + k/rate, however late requests travel
+    early = [(k, t - started) for k, t in enumerate(arrivals) if t - started < k / rate - 1e-3]
+    assert early == [], f"requests ahead of the rate (index, seconds after start): {early[:5]}"
+    assert arrivals[-1] - started >= (n - 1) / rate - 1e-3
     assert count(conn, "whatsapp_message_queue", "status = 'sent'") == n
 
 
@@ -309,10 +309,10 @@ def test_the_worker_runs_the_sender_and_stops_cleanly(
     try:
         time.sleep(0.3)  # idle, listening
         ids = [_enqueue(conn, f"+25078800{i:04d}") for i in range(3)]
-        for _ in range(200):
+        for _ in range(600):  # a deadline, not a speed requirement
             if count(conn, "whatsapp_message_queue", "status = 'sent'") == 3:
                 break
-            time.sleep(0.05)
+            time.sleep(0.1)
     finally:
         clean = worker.shutdown()
     assert clean and not worker.errors
