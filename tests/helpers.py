@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 from psycopg import sql
 
 from platformdb import db
+from platformdb.errors import PlatformDBError
 
 
 def count(conn: psycopg.Connection[Any], table: str, where: str = "true") -> int:
@@ -24,16 +26,14 @@ def count(conn: psycopg.Connection[Any], table: str, where: str = "true") -> int
 
 
 @contextmanager
-def raises_sqlstate(sqlstate: str, match: str | None = None) -> Iterator[pytest.ExceptionInfo[psycopg.Error]]:
-    """Expect a psycopg error with this SQLSTATE (and message matching `match`)."""
-    with pytest.raises(psycopg.Error) as info:
-        yield info
-    assert info.value.sqlstate == sqlstate, (
-        f"expected SQLSTATE {sqlstate}, got {info.value.sqlstate}: {info.value}"
-    )
+def raises_sqlstate(sqlstate: str, match: str | None = None) -> Iterator[pytest.ExceptionInfo[Exception]]:
+    """Expect an error with this SQLSTATE, raw (psycopg) or through the SDK (platformdb.errors),
+    with a message matching `match`."""
+    with pytest.raises((psycopg.Error, PlatformDBError)) as info:
+        yield info  # type: ignore[misc]
+    got = getattr(info.value, "sqlstate", None)
+    assert got == sqlstate, f"expected SQLSTATE {sqlstate}, got {got}: {info.value}"
     if match is not None:
-        import re
-
         assert re.search(match, str(info.value)), f"{match!r} not in {info.value}"
 
 

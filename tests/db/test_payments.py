@@ -9,8 +9,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +22,7 @@ from platformdb import db, errors, migrate
 from platformdb.sdk import payments as pay
 from tests.catalog import snapshot
 from tests.helpers import count
+from tests.helpers import raises_sqlstate as refused
 
 STATUSES = pay.STATUSES
 LEGAL = {(a, b) for a, nexts in pay.TRANSITIONS.items() for b in nexts}
@@ -81,18 +81,6 @@ def events(conn: psycopg.Connection[Any], tx: uuid.UUID) -> list[tuple[Any, ...]
         " order by created_at",
         (tx,),
     ).fetchall()
-
-
-@contextmanager
-def refused(sqlstate: str, match: str | None = None) -> Iterator[pytest.ExceptionInfo[Exception]]:
-    """Expect an error with this SQLSTATE, raw (psycopg) or through the SDK (platformdb)."""
-    with pytest.raises((psycopg.Error, errors.PlatformDBError)) as info:
-        yield info
-    assert getattr(info.value, "sqlstate", None) == sqlstate, (
-        f"expected SQLSTATE {sqlstate}, got {getattr(info.value, 'sqlstate', None)}: {info.value}"
-    )
-    if match is not None:
-        assert re.search(match, str(info.value)), f"{match!r} not in {info.value}"
 
 
 def money_counts(conn: psycopg.Connection[Any]) -> tuple[int, ...]:

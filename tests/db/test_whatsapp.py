@@ -4,11 +4,9 @@ messages, views, security and bad input — against a real PostgreSQL."""
 from __future__ import annotations
 
 import json
-import re
 import threading
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,23 +17,13 @@ import pytest
 from platformdb import db, errors, guard, migrate
 from platformdb.sdk import whatsapp as wa
 from tests.catalog import snapshot
-from tests.helpers import count
+from tests.helpers import count, raises_sqlstate
 
 PHONE = "+250788123456"
 OTHER_PHONE = "+250722000111"
 NOW = datetime.now(UTC)
 
 Connect = Callable[..., psycopg.Connection[Any]]
-
-
-@contextmanager
-def raises_sqlstate(sqlstate: str, match: str | None = None) -> Iterator[None]:
-    """Expect this SQLSTATE, raised by the database directly or through the SDK's exceptions."""
-    with pytest.raises((psycopg.Error, errors.PlatformDBError)) as info:
-        yield
-    assert info.value.sqlstate == sqlstate, f"expected {sqlstate}, got {info.value.sqlstate}: {info.value}"
-    if match is not None:
-        assert re.search(match, str(info.value)), f"{match!r} not in {info.value}"
 
 
 def _session(conn: psycopg.Connection[Any], phone: str = PHONE) -> dict[str, Any]:
