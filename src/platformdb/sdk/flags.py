@@ -39,6 +39,7 @@ from platformdb.errors import InvalidInput, wrap_errors
 log = logging.getLogger("platformdb.flags")
 
 CHANNEL = "platformdb_feature_flags"
+APP_NAME = "platformdb-flags"
 ENVIRONMENTS = ("development", "staging", "production")
 FLAG_ENVIRONMENTS = (*ENVIRONMENTS, "all")
 STRATEGIES = ("percentage", "user_list", "condition", "all", "none")
@@ -611,7 +612,9 @@ class FlagClient:
 
     # ---- loading ----
     def _connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(self.database_url, autocommit=True, connect_timeout=10)
+        return psycopg.connect(
+            self.database_url, autocommit=True, connect_timeout=10, application_name=APP_NAME
+        )
 
     def _fetch(self, conn: psycopg.Connection[Any], keys: list[str] | None) -> list[Flag]:
         with conn.transaction():

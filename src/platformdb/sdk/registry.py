@@ -29,6 +29,7 @@ log = logging.getLogger("platformdb.registry")
 
 SERVICE_TYPES = ("microservice", "edge_function", "api", "worker")
 STATUSES = ("healthy", "degraded", "unhealthy", "stopped")
+APP_NAME = "platformdb-heartbeat"
 
 REGISTER_SERVICE = """
 select public.register_service(
@@ -154,7 +155,9 @@ class Heartbeat:
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.database_url, autocommit=True, connect_timeout=10)
+            self._conn = psycopg.connect(
+                self.database_url, autocommit=True, connect_timeout=10, application_name=APP_NAME
+            )
         return self._conn
 
     def _call(self, fn: Callable[[psycopg.Connection[Any]], Any]) -> Any:
