@@ -408,3 +408,17 @@ def test_get_or_compute_releases_the_lock_when_compute_fails(
         "select count(*) from pg_locks where locktype = 'advisory' and granted"
         " and database = (select oid from pg_database where datname = current_database())"
     ).fetchone() == (0,)
+
+
+def test_the_sdk_works_through_a_kept_cursor_too(
+    connect: Callable[..., psycopg.Connection[Any]],
+) -> None:
+    c = service(connect)
+    cur = c.cursor()
+    cache.set_cache(cur, "k", {"v": 1}, 60, "profile", ["t"])
+    assert cache.get_cache(cur, "k") == {"v": 1}
+    assert cache.get_cache(cur, "absent", cache.MISSING) is cache.MISSING
+    assert cache.get_or_compute(cur, "computed", lambda: [1, 2]) == [1, 2]
+    assert cache.flush_stats(cur) == 2
+    assert cache.invalidate_by_tag(cur, "t") == 1
+    assert cache.delete_cache(cur, "computed") is True

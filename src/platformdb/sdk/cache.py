@@ -4,6 +4,9 @@
 once, one computes and the others wait for its result (a PostgreSQL advisory lock on the
 key), instead of all of them hitting the slow source together (a cache stampede).
 
+Every function but `cache_stats` takes a connection or a cursor: a service reading the cache
+in a loop keeps one cursor (per thread) and passes it, saving psycopg's per-call cursor setup.
+
 Lookups are counted per backend in memory and flushed every 1000 lookups or 10 s;
 `flush_stats` writes the counts now (call it before handing a pooled connection back if the
 hit rate must be current). `cache_stats` reads the hit rate per cache type.
@@ -25,6 +28,9 @@ from psycopg.rows import class_row
 from platformdb.errors import wrap_errors
 
 T = TypeVar("T")
+# a connection, or a cursor of it kept for many calls (one per thread): psycopg sets up every
+# new cursor, which costs about as much as the database's own work for a cache read
+Executor = psycopg.Connection[Any] | psycopg.Cursor[Any]
 
 MAX_KEY_BYTES = 512
 MAX_VALUE_BYTES = 1_048_576
@@ -38,7 +44,8 @@ select public.set_cache(p_key => %(key)s, p_value => %(value)s::jsonb,
 """
 # `v is null` tells a miss (SQL null) from a cached JSON null
 GET_CACHE = """
-select v, v is null from public.get_cache(p_key => %(key)s, p_cache_type => %(cache_type)s) as v
+select v, v is null
+  from (select public.get_cache(p_key => %(key)s, p_cache_type => %(cache_type)s) as v) as s
 """
 # a peek for get_or_compute's waiters: reads without counting a second miss
 PEEK_CACHE = """
@@ -80,7 +87,7 @@ class CacheTypeStats:
 
 
 def set_cache(
-    conn: psycopg.Connection[Any],
+    conn: Executor,
     key: str,
     value: Any,
     ttl_seconds: int = 3600,
@@ -101,7 +108,7 @@ def set_cache(
     return row[0]  # type: ignore[no-any-return]
 
 
-def get_cache(conn: psycopg.Connection[Any], key: str, default: Any = None, cache_type: str | None = None) -> Any:
+def get_cache(conn: Executor, key: str, default: Any = None, cache_type: str | None = None) -> Any:
     """The live value under `key`, or `default` on a miss (pass MISSING to tell them apart).
 
     `cache_type` attributes a miss of an absent key to that type in the hit-rate statistics.
@@ -113,28 +120,28 @@ def get_cache(conn: psycopg.Connection[Any], key: str, default: Any = None, cach
     return default if missed else value
 
 
-def delete_cache(conn: psycopg.Connection[Any], key: str) -> bool:
+def delete_cache(conn: Executor, key: str) -> bool:
     """Remove one key; True when it existed."""
     with wrap_errors():
         row = conn.execute(DELETE_CACHE, (key,)).fetchone()
     return bool(row and row[0])
 
 
-def invalidate_by_tag(conn: psycopg.Connection[Any], tag: str) -> int:
+def invalidate_by_tag(conn: Executor, tag: str) -> int:
     """Remove every entry tagged `tag`; returns how many."""
     with wrap_errors():
         row = conn.execute(INVALIDATE_BY_TAG, (tag,)).fetchone()
     return int(row[0]) if row else 0
 
 
-def cleanup_expired(conn: psycopg.Connection[Any]) -> int:
+def cleanup_expired(conn: Executor) -> int:
     """Delete expired entries (and lookup counts older than 30 days); returns entries removed."""
     with wrap_errors():
         row = conn.execute(CLEANUP_EXPIRED).fetchone()
     return int(row[0]) if row else 0
 
 
-def flush_stats(conn: psycopg.Connection[Any]) -> int:
+def flush_stats(conn: Executor) -> int:
     """Write this connection's pending hit/miss counts now; returns rows touched."""
     with wrap_errors():
         row = conn.execute(FLUSH_STATS).fetchone()
@@ -147,14 +154,14 @@ def cache_stats(conn: psycopg.Connection[Any]) -> list[CacheTypeStats]:
         return cur.execute(CACHE_STATS).fetchall()
 
 
-def _peek(conn: psycopg.Connection[Any], key: str) -> Any:
+def _peek(conn: Executor, key: str) -> Any:
     with wrap_errors():
         row = conn.execute(PEEK_CACHE, {"key": key}).fetchone()
     return MISSING if row is None else row[0]
 
 
 def get_or_compute(
-    conn: psycopg.Connection[Any],
+    conn: Executor,
     key: str,
     compute: Callable[[], T],
     ttl_seconds: int = 3600,
