@@ -449,17 +449,19 @@ class Consumer(Duty):
     def _settle_one(self, conn: psycopg.Connection[Any], o: _Outcome) -> None:
         if o.task.kind == "message":
             queue_sdk.nack_message(
-                conn, o.task.id, o.error or "failed", retry_in_seconds=o.retry_in,
-                worker_id=self.worker_id, retryable=o.retryable,
+                conn,
+                o.task.id,
+                o.error or "failed",
+                retry_in_seconds=o.retry_in,
+                worker_id=self.worker_id,
+                retryable=o.retryable,
             )
             return
         if o.ok:
             try:
                 jobs_sdk.complete_job(conn, o.task.id, o.result, self.worker_id)
             except TypeError as exc:  # a result that is not JSON
-                jobs_sdk.fail_job(
-                    conn, o.task.id, f"result is not JSON serialisable: {exc}", False, self.worker_id
-                )
+                jobs_sdk.fail_job(conn, o.task.id, f"result is not JSON serialisable: {exc}", False, self.worker_id)
             return
         jobs_sdk.fail_job(conn, o.task.id, o.error or "failed", o.retryable, self.worker_id, o.retry_in)
 
@@ -610,12 +612,8 @@ def housekeeping_duty(config: WorkerConfig) -> Duty | None:
 def register(app: typer.Typer) -> None:
     @app.command("worker")
     def worker_cmd(
-        database_url: Annotated[
-            str | None, typer.Option("--database-url", envvar="DATABASE_URL")
-        ] = None,
-        queues: Annotated[
-            str, typer.Option("--queues", help="Comma-separated queue names (default: all).")
-        ] = "",
+        database_url: Annotated[str | None, typer.Option("--database-url", envvar="DATABASE_URL")] = None,
+        queues: Annotated[str, typer.Option("--queues", help="Comma-separated queue names (default: all).")] = "",
         concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=256)] = 4,
         grace: Annotated[float, typer.Option("--grace", help="Seconds to drain on SIGTERM.")] = 30.0,
         worker_id: Annotated[str, typer.Option("--worker-id")] = "",
@@ -630,13 +628,9 @@ def register(app: typer.Typer) -> None:
         job_types: Annotated[
             str, typer.Option("--job-types", help="Comma-separated job types (default: all registered).")
         ] = "",
-        batch_size: Annotated[
-            int, typer.Option("--batch-size", min=0, max=1000, help="Claim size (0 = auto).")
-        ] = 0,
+        batch_size: Annotated[int, typer.Option("--batch-size", min=0, max=1000, help="Claim size (0 = auto).")] = 0,
         lease: Annotated[int, typer.Option("--lease", min=1, max=43200, help="Message lease, seconds.")] = 30,
-        poll_interval: Annotated[
-            float, typer.Option("--poll-interval", help="Polling fallback, seconds.")
-        ] = 1.0,
+        poll_interval: Annotated[float, typer.Option("--poll-interval", help="Polling fallback, seconds.")] = 1.0,
         no_housekeeping: Annotated[
             bool, typer.Option("--no-housekeeping", help="No reaper, recurring jobs or retention here.")
         ] = False,

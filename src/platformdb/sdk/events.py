@@ -207,9 +207,7 @@ def stream_version(conn: psycopg.Connection[Any], aggregate_type: str, aggregate
     return int(row[0]) if row else 0
 
 
-def save_checkpoint(
-    conn: psycopg.Connection[Any], subscription: str, position: int, allow_rewind: bool = False
-) -> int:
+def save_checkpoint(conn: psycopg.Connection[Any], subscription: str, position: int, allow_rewind: bool = False) -> int:
     """Store a subscription's last processed position (forward only unless allow_rewind)."""
     with wrap_errors():
         row = conn.execute(SAVE_CHECKPOINT, (subscription, position, allow_rewind)).fetchone()

@@ -181,9 +181,7 @@ def complete_job(
 ) -> bool:
     """Complete a running job. False when it already was; LeaseLost when lost."""
     with wrap_errors():
-        row = conn.execute(
-            COMPLETE_JOB, (job_id, Jsonb(result) if result is not None else None, worker_id)
-        ).fetchone()
+        row = conn.execute(COMPLETE_JOB, (job_id, Jsonb(result) if result is not None else None, worker_id)).fetchone()
     return bool(row and row[0])
 
 
@@ -197,9 +195,7 @@ def fail_job(
 ) -> str:
     """Record a failed attempt; returns the new state (retryable or dead_letter)."""
     with wrap_errors():
-        row = conn.execute(
-            FAIL_JOB, (job_id, error, retryable, worker_id, retry_in_seconds)
-        ).fetchone()
+        row = conn.execute(FAIL_JOB, (job_id, error, retryable, worker_id, retry_in_seconds)).fetchone()
     assert row is not None
     return str(row[0])
 
@@ -210,9 +206,7 @@ def cancel_job(conn: psycopg.Connection[Any], job_id: UUID) -> bool:
     return bool(row and row[0])
 
 
-def release_jobs(
-    conn: psycopg.Connection[Any], job_ids: Sequence[UUID], worker_id: str | None = None
-) -> int:
+def release_jobs(conn: psycopg.Connection[Any], job_ids: Sequence[UUID], worker_id: str | None = None) -> int:
     """Return running jobs to the queue without counting the attempt."""
     with wrap_errors():
         row = conn.execute(RELEASE_JOBS, (list(job_ids), worker_id)).fetchone()
@@ -316,4 +310,3 @@ def run_due_recurring_jobs(conn: psycopg.Connection[Any], limit: int = 100) -> i
             if row is not None and row[0] is not None:
                 fired += 1
     return fired
-

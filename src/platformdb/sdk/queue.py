@@ -149,9 +149,7 @@ def enqueue_message(
     return UUID(str(row[0]))
 
 
-def enqueue_messages(
-    conn: psycopg.Connection[Any], queue_name: str, messages: Iterable[NewMessage]
-) -> int:
+def enqueue_messages(conn: psycopg.Connection[Any], queue_name: str, messages: Iterable[NewMessage]) -> int:
     """Enqueue a batch in one statement (at most 10000); returns how many were new."""
     payload = json.dumps([m.as_json() for m in messages])
     with wrap_errors():
@@ -179,9 +177,7 @@ def ack_message(conn: psycopg.Connection[Any], message_id: UUID, worker_id: str 
     return bool(row and row[0])
 
 
-def ack_messages(
-    conn: psycopg.Connection[Any], message_ids: Sequence[UUID], worker_id: str | None = None
-) -> int:
+def ack_messages(conn: psycopg.Connection[Any], message_ids: Sequence[UUID], worker_id: str | None = None) -> int:
     """Complete many claimed messages in one statement; returns how many were completed."""
     with wrap_errors():
         row = conn.execute(ACK_MESSAGES, (list(message_ids), worker_id)).fetchone()
@@ -199,16 +195,12 @@ def nack_message(
 ) -> str:
     """Record a failed attempt; returns the new state (retryable or dead_letter)."""
     with wrap_errors():
-        row = conn.execute(
-            NACK_MESSAGE, (message_id, error, retry_in_seconds, worker_id, retryable)
-        ).fetchone()
+        row = conn.execute(NACK_MESSAGE, (message_id, error, retry_in_seconds, worker_id, retryable)).fetchone()
     assert row is not None
     return str(row[0])
 
 
-def release_messages(
-    conn: psycopg.Connection[Any], message_ids: Sequence[UUID], worker_id: str | None = None
-) -> int:
+def release_messages(conn: psycopg.Connection[Any], message_ids: Sequence[UUID], worker_id: str | None = None) -> int:
     """Return claimed messages to the queue without counting the attempt."""
     with wrap_errors():
         row = conn.execute(RELEASE_MESSAGES, (list(message_ids), worker_id)).fetchone()
