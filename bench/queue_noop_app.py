@@ -1,4 +1,4 @@
-"""No-op handlers for bench/queue.py (loaded by `platformdb worker --app bench.queue_noop_app`)."""
+"""No-op handlers for bench/queue_bench.py (loaded by `platformdb worker --app bench.queue_noop_app`)."""
 
 from __future__ import annotations
 

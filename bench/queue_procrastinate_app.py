@@ -1,4 +1,4 @@
-"""The same no-op work as a Procrastinate task, for bench/queue.py (its own database)."""
+"""The same no-op work as a Procrastinate task, for bench/queue_bench.py (its own database)."""
 
 from __future__ import annotations
 
