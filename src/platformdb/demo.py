@@ -21,6 +21,7 @@ STEPS: list[str] = [
     "platformdb.demo_steps.observability",
     "platformdb.demo_steps.whatsapp",
     "platformdb.demo_steps.payments",
+    "platformdb.demo_steps.registry_flags",
     "platformdb.demo_steps.events_queue",
     "platformdb.demo_steps.geo_cache",
 ]

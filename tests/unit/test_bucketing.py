@@ -73,8 +73,10 @@ def test_unleash_client_specification_vectors() -> None:
     assert flags.bucket("AB12A", "155") == 100
 
 
-@given(st.text(st.characters(blacklist_categories=("Cs",)), max_size=40), st.text(
-    st.characters(blacklist_categories=("Cs",)), max_size=40))
+@given(
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=40),
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=40),
+)
 def test_bucket_is_murmur3_of_the_utf8_bytes_unsigned_mod_100_plus_1(key: str, subject: str) -> None:
     data = f"{key}:{subject}".encode()
     assert flags.bucket(key, subject) == murmur3_x86_32(data) % 100 + 1
@@ -144,9 +146,24 @@ def test_rollout_is_sticky_as_the_percentage_grows() -> None:
 
 def test_semver_precedence_follows_semver_2() -> None:
     ordered = [
-        "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2",
-        "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "1.0.1", "1.2.0", "1.10.0", "2.0.0-1", "2.0.0-9",
-        "2.0.0-10", "2.0.0--a", "2.0.0-A", "2.0.0-a", "2.0.0",
+        "1.0.0-alpha",
+        "1.0.0-alpha.1",
+        "1.0.0-alpha.beta",
+        "1.0.0-beta",
+        "1.0.0-beta.2",
+        "1.0.0-beta.11",
+        "1.0.0-rc.1",
+        "1.0.0",
+        "1.0.1",
+        "1.2.0",
+        "1.10.0",
+        "2.0.0-1",
+        "2.0.0-9",
+        "2.0.0-10",
+        "2.0.0--a",
+        "2.0.0-A",
+        "2.0.0-a",
+        "2.0.0",
     ]  # the example of semver.org §11, extended: numeric below alphanumeric, ASCII order
     for i, a in enumerate(ordered):
         for j, b in enumerate(ordered):
@@ -165,8 +182,17 @@ def test_numbers_are_json_numbers_or_plain_decimal_strings() -> None:
         assert flags.as_number(not_a_number) is None, not_a_number
 
 
-CTX = {"country": "RW", "app_version": "2.10.0", "age": 30, "beta": True, "phone": "+250788123456",
-       "one": 1, "ratio": 0.25, "build": "0042", "empty": ""}
+CTX = {
+    "country": "RW",
+    "app_version": "2.10.0",
+    "age": 30,
+    "beta": True,
+    "phone": "+250788123456",
+    "one": 1,
+    "ratio": 0.25,
+    "build": "0042",
+    "empty": "",
+}
 
 # (rule, expected) over CTX; tests/db/test_flags.py runs the same cases through SQL
 RULE_CASES: list[tuple[object, bool]] = [

@@ -17,7 +17,6 @@ drop function public.upsert_feature_flag(text, text, boolean, text, integer, uui
                                          text, boolean);
 drop function public.evaluate_feature_flag(text, uuid, text, jsonb);
 drop function public.is_feature_enabled(text, uuid, text, jsonb);
-drop function public.feature_flag_note_evaluation(text, text, text);
 drop function public.feature_flag_store_counts(jsonb, text, boolean);
 drop function public.feature_flag_decide(text, text, integer, boolean, jsonb, uuid, jsonb, text);
 drop function public.feature_flag_conditions_match(jsonb, jsonb);

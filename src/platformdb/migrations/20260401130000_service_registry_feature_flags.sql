@@ -17,7 +17,7 @@ select public.platformdb_assert_names_free(array[
     'feature_flag_bucket', 'feature_flag_number', 'feature_flag_semver_cmp',
     'feature_flag_rule_matches', 'feature_flag_conditions_match', 'feature_flag_decide',
     'is_feature_enabled', 'evaluate_feature_flag', 'upsert_feature_flag',
-    'feature_flag_store_counts', 'feature_flag_note_evaluation',
+    'feature_flag_store_counts',
     'flush_feature_flag_evaluations', 'record_feature_flag_evaluations',
     'purge_feature_flag_evaluations', 'feature_flags_before_write',
     'feature_flags_notify_change', 'service_health_overview', 'feature_flag_overview'
@@ -620,72 +620,20 @@ begin
 end
 $$;
 
--- Counts one evaluation in this backend's memory (the custom setting
--- platformdb.flag_evaluations, which lives as long as the session and follows transaction
--- rollback), and flushes the pending counts when 1000 have accumulated or the oldest is 10 s
--- old — unless the transaction is read-only (a replica, a GET request) or another flush holds
--- the lock; then they wait for a later call. Never raises: on any error the pending counts
--- are dropped.
-create function public.feature_flag_note_evaluation(
-    p_flag_key text,
-    p_environment text,
-    p_reason text
-)
-returns void
-language plpgsql
-volatile
-set search_path = ''
-as $$
-declare
-    v_raw text := pg_catalog.current_setting('platformdb.flag_evaluations', true);
-    v_state jsonb;
-    v_counts jsonb;
-    v_slot text;
-    v_n bigint;
-    v_since numeric;
-    v_now numeric := extract(epoch from pg_catalog.clock_timestamp());
-begin
-    begin
-        if v_raw is null or v_raw = '' then
-            v_state := pg_catalog.jsonb_build_object('n', 0, 'k', 0, 't', v_now, 'c', '{}'::jsonb);
-        else
-            v_state := v_raw::jsonb;
-        end if;
-        v_counts := v_state -> 'c';
-        v_slot := case when p_flag_key ~ '^[A-Za-z0-9][A-Za-z0-9_.~-]{0,99}$' then p_flag_key
-                       else '(invalid)' end || '|' || p_environment || '|' || p_reason;
-        if not v_counts ? v_slot then
-            -- a bounded number of distinct keys per backend: a caller inventing keys cannot
-            -- grow this session's memory nor the table without limit
-            if (v_state ->> 'k')::integer >= 256 then
-                v_slot := '(other)|' || p_environment || '|' || p_reason;
-            end if;
-            if not v_counts ? v_slot then
-                v_state := v_state || pg_catalog.jsonb_build_object('k', (v_state ->> 'k')::integer + 1);
-            end if;
-        end if;
-        v_counts := v_counts || pg_catalog.jsonb_build_object(
-            v_slot, coalesce((v_counts ->> v_slot)::bigint, 0) + 1);
-        v_n := (v_state ->> 'n')::bigint + 1;
-        v_since := (v_state ->> 't')::numeric;
-        if (v_n >= 1000 or v_now - v_since >= 10)
-           and pg_catalog.current_setting('transaction_read_only') = 'off'
-           and public.feature_flag_store_counts(v_counts, 'sql', false) is not null then
-            perform pg_catalog.set_config('platformdb.flag_evaluations', '', false);
-        else
-            perform pg_catalog.set_config('platformdb.flag_evaluations',
-                (v_state || pg_catalog.jsonb_build_object('n', v_n, 'c', v_counts))::text, false);
-        end if;
-    exception when others then
-        perform pg_catalog.set_config('platformdb.flag_evaluations', '', false);
-    end;
-end
-$$;
-
 -- SECURITY DEFINER: a signed-in user evaluates flags whose target_users and conditions they
 -- may not read, and the counts are written by the owner. search_path is pinned and every
 -- name qualified. The caller's role is read from the `role` setting (what PostgREST's SET
 -- ROLE sets), which a definer function does not change.
+--
+-- Counting without a write per call: each evaluation is counted in this backend's memory,
+-- the custom setting platformdb.flag_evaluations ({"<key>|<environment>|<reason>": n, "#n":
+-- pending total, "#t": epoch of the oldest}), which lives as long as the session and follows
+-- transaction rollback. The call that brings 1000 pending evaluations, or finds the oldest
+-- 10 s old, flushes them (feature_flag_store_counts) — unless the transaction is read-only
+-- (a replica, a GET request) or another flush holds the lock: then they wait for a later
+-- call. At most 256 distinct keys are kept per backend (then "(other)"), so invented keys
+-- grow neither memory nor the table. Counting never raises: on any error the pending counts
+-- are dropped and the answer is still returned.
 create function public.is_feature_enabled(
     p_flag_key text,
     p_user_id uuid default null,
@@ -711,6 +659,11 @@ declare
     v_conditions jsonb;
     v_result boolean := false;
     v_reason text;
+    v_raw text;
+    v_state jsonb;
+    v_slot text;
+    v_count bigint;
+    v_pending integer;
 begin
     if p_flag_key is null then
         raise exception 'p_flag_key must not be null' using errcode = '22004';
@@ -757,7 +710,37 @@ begin
                                                v_conditions, v_user, p_context, p_environment);
         v_reason := case when v_result then 'match' else 'no_match' end;
     end if;
-    perform public.feature_flag_note_evaluation(p_flag_key, p_environment, v_reason);
+
+    begin
+        v_raw := pg_catalog.current_setting('platformdb.flag_evaluations', true);
+        v_state := case when v_raw is null or v_raw = '' then '{}'::jsonb else v_raw::jsonb end;
+        v_slot := p_flag_key || '|' || p_environment || '|' || v_reason;
+        v_count := (v_state ->> v_slot)::bigint;
+        if v_count is null then  -- a new slot: checked once, not on every call
+            if p_flag_key !~ '^[A-Za-z0-9][A-Za-z0-9_.~-]{0,99}$' then
+                v_slot := '(invalid)|' || p_environment || '|' || v_reason;
+            elsif (select count(*) from pg_catalog.jsonb_object_keys(v_state)) >= 258 then
+                v_slot := '(other)|' || p_environment || '|' || v_reason;
+            end if;
+            v_count := coalesce((v_state ->> v_slot)::bigint, 0);
+            if v_state = '{}'::jsonb then
+                v_state := pg_catalog.jsonb_build_object(
+                    '#n', 0, '#t', extract(epoch from pg_catalog.clock_timestamp()));
+            end if;
+        end if;
+        v_pending := (v_state ->> '#n')::integer + 1;
+        v_state := v_state || pg_catalog.jsonb_build_object(v_slot, v_count + 1, '#n', v_pending);
+        if (v_pending >= 1000
+            or extract(epoch from pg_catalog.clock_timestamp()) - (v_state ->> '#t')::numeric >= 10)
+           and pg_catalog.current_setting('transaction_read_only') = 'off'
+           and public.feature_flag_store_counts(v_state - '#n' - '#t', 'sql', false) is not null then
+            perform pg_catalog.set_config('platformdb.flag_evaluations', '', false);
+        else
+            perform pg_catalog.set_config('platformdb.flag_evaluations', v_state::text, false);
+        end if;
+    exception when others then
+        perform pg_catalog.set_config('platformdb.flag_evaluations', '', false);
+    end;
     return v_result;
 end
 $$;
@@ -919,7 +902,7 @@ begin
     if v_raw is null or v_raw = '' then
         return 0;
     end if;
-    v_rows := public.feature_flag_store_counts(v_raw::jsonb -> 'c', 'sql', true);
+    v_rows := public.feature_flag_store_counts(v_raw::jsonb - '#n' - '#t', 'sql', true);
     perform pg_catalog.set_config('platformdb.flag_evaluations', '', false);
     return v_rows;
 end
@@ -1133,7 +1116,8 @@ select false,
        max(v.last_flushed_at)
   from public.feature_flag_evaluations v
  where v.bucket_start >= now() - interval '24 hours'
-   and not exists (select 1 from public.feature_flags o where o.key = v.flag_key)
+   and not exists (select 1 from public.feature_flags o
+                    where o.key = v.flag_key and o.environment in (v.environment, 'all'))
  group by v.flag_key, v.environment;
 
 -- ---------------------------------------------------------------------------------------
@@ -1190,7 +1174,6 @@ revoke all on function
     public.feature_flag_conditions_match(jsonb, jsonb),
     public.feature_flag_decide(text, text, integer, boolean, jsonb, uuid, jsonb, text),
     public.feature_flag_store_counts(jsonb, text, boolean),
-    public.feature_flag_note_evaluation(text, text, text),
     public.is_feature_enabled(text, uuid, text, jsonb),
     public.evaluate_feature_flag(text, uuid, text, jsonb),
     public.upsert_feature_flag(text, text, boolean, text, integer, uuid[], jsonb, text, text, boolean),
@@ -1282,7 +1265,6 @@ comment on function public.feature_flag_rule_matches(jsonb, jsonb) is 'Evaluates
 comment on function public.feature_flag_conditions_match(jsonb, jsonb) is 'True when every rule matches (an empty list matches nobody).';
 comment on function public.feature_flag_decide(text, text, integer, boolean, jsonb, uuid, jsonb, text) is 'The rollout decision for an enabled flag (all, none, percentage, user_list, condition).';
 comment on function public.feature_flag_store_counts(jsonb, text, boolean) is 'Internal: upserts aggregated evaluation counts into the current UTC hour under the evaluations lock.';
-comment on function public.feature_flag_note_evaluation(text, text, text) is 'Internal: counts one evaluation in this backend''s memory and flushes in batches (1000 evaluations or 10 s; never in a read-only transaction). Never raises.';
 comment on function public.is_feature_enabled(text, uuid, text, jsonb) is
     'True when the flag is on for the user in the environment (context feeds the condition strategy). Unknown or disabled flag -> false, never an error. A signed-in user evaluates for themself only (another p_user_id -> 42501) and secret flags are false for them. Counted without a write per call.';
 comment on function public.evaluate_feature_flag(text, uuid, text, jsonb) is
@@ -1298,6 +1280,6 @@ comment on function public.feature_flags_notify_change() is 'Trigger: NOTIFY pla
 comment on view public.service_health_overview is
     'Every service with its health (healthy < 2 min since heartbeat, warning < 5 min or degraded, else critical; unhealthy and stopped as reported), heartbeat age and the dependencies that are not healthy. Service only.';
 comment on view public.feature_flag_overview is
-    'Every flag with its rollout and the last 24 hours of evaluations (count, enabled count, ratio); plus (known = false) keys that were asked for but do not exist. Service only.';
+    'Every flag with its rollout and the last 24 hours of evaluations (count, enabled count, ratio); plus (known = false) keys asked for in an environment where no flag applies. Service only.';
 
 COMMIT;

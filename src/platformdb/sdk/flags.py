@@ -225,9 +225,7 @@ def conditions_match(conditions: Any, context: Mapping[str, Any]) -> bool:
     return all(rule_matches(r, context) for r in conditions)
 
 
-def condition_context(
-    context: Mapping[str, Any] | None, user: str | None, environment: str
-) -> dict[str, Any]:
+def condition_context(context: Mapping[str, Any] | None, user: str | None, environment: str) -> dict[str, Any]:
     """The context rules see: the caller's, with built-in `environment` and `user_id`."""
     ctx = {k: v for k, v in (context or {}).items() if k not in ("user_id", "environment")}
     ctx["environment"] = environment
@@ -428,15 +426,9 @@ def flush_evaluations(conn: psycopg.Connection[Any]) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def record_evaluations(
-    conn: psycopg.Connection[Any], counts: Mapping[tuple[str, str, str], int]
-) -> int:
+def record_evaluations(conn: psycopg.Connection[Any], counts: Mapping[tuple[str, str, str], int]) -> int:
     """Report local evaluation counts {(flag_key, environment, reason): n} (service only)."""
-    payload = [
-        {"flag_key": k, "environment": e, "reason": r, "count": n}
-        for (k, e, r), n in counts.items()
-        if n > 0
-    ]
+    payload = [{"flag_key": k, "environment": e, "reason": r, "count": n} for (k, e, r), n in counts.items() if n > 0]
     if not payload:
         return 0
     with wrap_errors():
@@ -562,6 +554,7 @@ class FlagClient:
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lifecycle = threading.Lock()  # start() and stop() may come from other threads
         self._connected = False
         self.last_refresh: float | None = None  # time.monotonic() of the last full load
         self.generation = 0  # bumped by every applied change
@@ -574,9 +567,12 @@ class FlagClient:
         Never raises for an unreachable database: until the first load succeeds (see `ready`
         and `last_error`) every flag is unknown, i.e. False.
         """
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="platformdb-flags", daemon=True)
-            self._thread.start()
+        with self._lifecycle:
+            if self._thread is None:
+                self._stop.clear()
+                thread = threading.Thread(target=self._run, name="platformdb-flags", daemon=True)
+                thread.start()
+                self._thread = thread
         self.wait_ready(timeout)
         return self
 
@@ -594,10 +590,11 @@ class FlagClient:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the thread and report the remaining counts."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        with self._lifecycle:
+            self._stop.set()
+            if self._thread is not None:
+                self._thread.join(timeout)
+                self._thread = None
         if self.record:
             try:
                 self.flush()
@@ -612,9 +609,7 @@ class FlagClient:
 
     # ---- loading ----
     def _connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(
-            self.database_url, autocommit=True, connect_timeout=10, application_name=APP_NAME
-        )
+        return psycopg.connect(self.database_url, autocommit=True, connect_timeout=10, application_name=APP_NAME)
 
     def _fetch(self, conn: psycopg.Connection[Any], keys: list[str] | None) -> list[Flag]:
         with conn.transaction():
@@ -775,9 +770,7 @@ class FlagClient:
         else:
             user = self._user(user_id)
         if flag.rollout_strategy == "percentage" and 0 < flag.rollout_percentage < 100:
-            result = user is not None and (
-                mmh3.hash(flag.prefix + user, 0, False) % 100 + 1 <= flag.rollout_percentage
-            )
+            result = user is not None and (mmh3.hash(flag.prefix + user, 0, False) % 100 + 1 <= flag.rollout_percentage)
         else:
             result = flag.decide(user, context, env)
         if self.record:
@@ -809,9 +802,7 @@ class FlagClient:
             counter = entry.c_match if result else entry.c_no_match
         if self.record:
             next(counter)
-        return Evaluation(
-            key, result, reason, flag.environment, flag.rollout_strategy, b, flag.version
-        )
+        return Evaluation(key, result, reason, flag.environment, flag.rollout_strategy, b, flag.version)
 
     def flag(self, key: str, environment: str | None = None) -> Flag | None:
         """The flag row that applies to `key` in the environment, if any."""

@@ -95,9 +95,7 @@ class PlatformDBProvider(AbstractProvider):
     # ---- resolution ----
     @staticmethod
     def _error(default: T, code: ErrorCode, message: str) -> FlagResolutionDetails[T]:
-        return FlagResolutionDetails(
-            value=default, reason=Reason.ERROR, error_code=code, error_message=message
-        )
+        return FlagResolutionDetails(value=default, reason=Reason.ERROR, error_code=code, error_message=message)
 
     def resolve_boolean_details(
         self,
@@ -107,15 +105,11 @@ class PlatformDBProvider(AbstractProvider):
     ) -> FlagResolutionDetails[bool]:
         try:
             if not self.client.ready:
-                return self._error(
-                    default_value, ErrorCode.PROVIDER_NOT_READY, "flags are not loaded yet"
-                )
+                return self._error(default_value, ErrorCode.PROVIDER_NOT_READY, "flags are not loaded yet")
             ctx = evaluation_context or EvaluationContext()
             ev = self.client.evaluate(flag_key, ctx.targeting_key or None, None, dict(ctx.attributes))
             if ev.reason == "unknown":
-                return self._error(
-                    default_value, ErrorCode.FLAG_NOT_FOUND, f"no flag {flag_key!r} here"
-                )
+                return self._error(default_value, ErrorCode.FLAG_NOT_FOUND, f"no flag {flag_key!r} here")
             metadata: dict[str, bool | int | float | str] = {
                 "environment": ev.flag_environment or "",
                 "strategy": ev.rollout_strategy or "",
@@ -135,9 +129,7 @@ class PlatformDBProvider(AbstractProvider):
             return self._error(default_value, ErrorCode.GENERAL, f"{type(exc).__name__}: {exc}")
 
     def _not_boolean(self, flag_key: str, default: T) -> FlagResolutionDetails[T]:
-        return self._error(
-            default, ErrorCode.TYPE_MISMATCH, f"{flag_key!r}: platformdb flags are boolean"
-        )
+        return self._error(default, ErrorCode.TYPE_MISMATCH, f"{flag_key!r}: platformdb flags are boolean")
 
     def resolve_string_details(
         self,

@@ -194,14 +194,10 @@ class Heartbeat:
         """Send one heartbeat now (the status callback's answer unless given)."""
         if status is None:
             status, metrics = self.status_fn()
-        known = bool(
-            self._call(lambda c: service_heartbeat(c, self.service_name, status, metrics))
-        )
+        known = bool(self._call(lambda c: service_heartbeat(c, self.service_name, status, metrics)))
         if not known and status != "stopped":
             self.register()
-            known = bool(
-                self._call(lambda c: service_heartbeat(c, self.service_name, status, metrics))
-            )
+            known = bool(self._call(lambda c: service_heartbeat(c, self.service_name, status, metrics)))
         self.beats += 1
         return known
 
@@ -217,9 +213,7 @@ class Heartbeat:
     def start(self) -> Heartbeat:
         self.register()
         self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, name=f"heartbeat-{self.service_name}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{self.service_name}", daemon=True)
         self._thread.start()
         return self
 
