@@ -231,8 +231,15 @@ def test_the_sdk_maps_bad_coordinates_to_invalid_input(conn: psycopg.Connection[
 
 def test_searches_use_the_spatial_indexes(conn: psycopg.Connection[Any], user_a: uuid.UUID) -> None:
     """The plans inside the function, as auto_explain reports them (not a copy of the SQL)."""
-    for i in range(2000):
-        add(conn, north_of(KIGALI, i), "pickup", None if i % 10 == 0 else uuid.uuid4())
+    conn.execute(
+        """
+        insert into public.locations (user_id, location_type, latitude, longitude)
+        select case when g.i % 5 in (0, 3) and g.i % 3 = 0 then null else gen_random_uuid() end,
+               (array['pickup', 'current', 'home', 'dropoff', 'work'])[1 + g.i % 5],
+               -1.9536 + (random() - 0.5) * 0.2, 30.0606 + (random() - 0.5) * 0.2
+          from generate_series(0, 49999) as g(i)
+        """
+    )
     conn.execute("analyze public.locations")
     plans: list[str] = []
     conn.add_notice_handler(lambda d: plans.append(d.message_primary or ""))
@@ -244,17 +251,26 @@ def test_searches_use_the_spatial_indexes(conn: psycopg.Connection[Any], user_a:
         ("client_min_messages", "notice"),
     ]:
         conn.execute("select set_config(%s, %s, false)", (setting, value))
-    with db.as_service(conn):
-        nearby(conn, location_type="pickup", limit=5)
-    service_plan = next(p for p in plans if "find_nearby_locations" not in p and "locations l" in p)
-    assert "Index Scan using locations_active_location_gist" in service_plan
-    assert "Order By: (location <->" in service_plan
+
+    def inner_plan() -> str:
+        return next(p for p in plans if "find_nearby_locations" not in p and "locations l" in p)
+
+    for location_type, index in [
+        ("pickup", "locations_pickup_location_gist"),
+        ("current", "locations_current_location_gist"),
+        (None, "locations_active_location_gist"),
+        ("home", "locations_active_location_gist"),
+    ]:
+        plans.clear()
+        with db.as_service(conn):
+            nearby(conn, location_type=location_type, limit=5)
+        assert f"Index Scan using {index}" in inner_plan(), location_type
+        assert "Order By: (location <->" in inner_plan()
     plans.clear()
     with db.as_user(conn, user_a):
         nearby(conn, location_type="pickup", limit=5)
-    user_plan = next(p for p in plans if "find_nearby_locations" not in p and "locations l" in p)
-    assert "Index Scan using locations_public_location_gist" in user_plan
-    assert "locations_user_type_idx" in user_plan
+    assert "Index Scan using locations_public_location_gist" in inner_plan()
+    assert "locations_user_type_idx" in inner_plan()
 
 
 # ---- managing places ------------------------------------------------------------------------

@@ -242,6 +242,13 @@ create unlogged table public.cache_counters (
 -- every search filters on is_active: inactive places are not indexed at all
 create index locations_active_location_gist on public.locations using gist (location)
     where is_active;
+-- the types the service searches by distance, each in its own index (see the function)
+create index locations_current_location_gist on public.locations using gist (location)
+    where is_active and location_type = 'current';
+create index locations_pickup_location_gist on public.locations using gist (location)
+    where is_active and location_type = 'pickup';
+create index locations_dropoff_location_gist on public.locations using gist (location)
+    where is_active and location_type = 'dropoff';
 -- a user's search walks their own handful of places plus this index of public points,
 -- instead of every user's places
 create index locations_public_location_gist on public.locations using gist (location)
@@ -387,19 +394,64 @@ begin
          order by s.distance_meters, s.id
          limit p_limit;
     else
-        -- the service (or the owner): every active place
-        return query
-        select k.* from (
-            select l.id, l.user_id, l.location_type, l.name, l.address, l.latitude, l.longitude,
-                   l.is_public, l.location <-> v_point as distance_meters
-              from public.locations l
-             where l.is_active
-               and l.location && v_box
-               and (p_location_type is null or l.location_type = p_location_type)
-             order by l.location <-> v_point
-             limit p_limit) k
-         where k.distance_meters <= p_radius_meters
-         order by k.distance_meters;
+        -- the service (or the owner): every active place. The types searched by distance
+        -- (drivers' current positions, pickups, dropoffs) have their own partial GiST
+        -- index; the type is a literal in each query so that its (cached, generic) plan
+        -- can use it instead of walking past every other type's points.
+        case p_location_type
+        when 'current' then
+            return query
+            select k.* from (
+                select l.id, l.user_id, l.location_type, l.name, l.address, l.latitude, l.longitude,
+                       l.is_public, l.location <-> v_point as distance_meters
+                  from public.locations l
+                 where l.is_active
+                   and l.location_type = 'current'
+                   and l.location && v_box
+                 order by l.location <-> v_point
+                 limit p_limit) k
+             where k.distance_meters <= p_radius_meters
+             order by k.distance_meters;
+        when 'pickup' then
+            return query
+            select k.* from (
+                select l.id, l.user_id, l.location_type, l.name, l.address, l.latitude, l.longitude,
+                       l.is_public, l.location <-> v_point as distance_meters
+                  from public.locations l
+                 where l.is_active
+                   and l.location_type = 'pickup'
+                   and l.location && v_box
+                 order by l.location <-> v_point
+                 limit p_limit) k
+             where k.distance_meters <= p_radius_meters
+             order by k.distance_meters;
+        when 'dropoff' then
+            return query
+            select k.* from (
+                select l.id, l.user_id, l.location_type, l.name, l.address, l.latitude, l.longitude,
+                       l.is_public, l.location <-> v_point as distance_meters
+                  from public.locations l
+                 where l.is_active
+                   and l.location_type = 'dropoff'
+                   and l.location && v_box
+                 order by l.location <-> v_point
+                 limit p_limit) k
+             where k.distance_meters <= p_radius_meters
+             order by k.distance_meters;
+        else
+            return query
+            select k.* from (
+                select l.id, l.user_id, l.location_type, l.name, l.address, l.latitude, l.longitude,
+                       l.is_public, l.location <-> v_point as distance_meters
+                  from public.locations l
+                 where l.is_active
+                   and (p_location_type is null or l.location_type = p_location_type)
+                   and l.location && v_box
+                 order by l.location <-> v_point
+                 limit p_limit) k
+             where k.distance_meters <= p_radius_meters
+             order by k.distance_meters;
+        end case;
     end if;
 end
 $$;
