@@ -18,6 +18,7 @@ MODULES: list[str] = [
     "platformdb.security_doc",
     "platformdb.whatsapp_cloud.cli",
     "platformdb.docs",
+    "platformdb.maintain",
 ]
 
 

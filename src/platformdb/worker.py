@@ -59,6 +59,7 @@ DUTY_FACTORIES: list[str] = [
     "platformdb.whatsapp_cloud.sender:make_duty",
     "platformdb.worker:consumer_duty",
     "platformdb.worker:housekeeping_duty",
+    "platformdb.maintain:maintenance_duty",
 ]
 
 
