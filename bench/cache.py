@@ -3,13 +3,14 @@
 Same payload (a ~150-byte JSON profile), same client-side work (JSON encode/decode) on both
 sides, one request at a time from one connection: `get_cache`/`set_cache` through the SDK
 (with a kept cursor, as sdk.cache recommends for loops) vs GET/SET with EX through one
-redis-py client on the Redis at 127.0.0.1:6379. Hit counting on vs off is the same
-connection switching `platformdb.cache_stats` between rounds. Rounds are interleaved and the
+redis-py client on the Redis at 127.0.0.1:6379. Hit counting — sampled (the default: 1
+lookup in 16), exact, and off — is the same connection switching `platformdb.cache_stats`
+between rounds. Rounds are interleaved and the
 median round is reported, because this machine is shared; the backend's own CPU time per
 get (from /proc/<pid>/schedstat, when the server is local) is reported as well, and the
 counting's extra CPU as a share of a get's round trip: the steadier measure of its cost.
 
-Targets (issue 8): get and set ≥ 0.5× Redis; hit counting costs ≤ 10%.
+Targets (issue 8): get and set ≥ 0.5× Redis; hit counting costs ≤ 10% (the default way).
 BENCH_CACHE_OPS and BENCH_CACHE_ROUNDS shrink it for a quick look.
 """
 
@@ -59,11 +60,15 @@ def timed(op: Callable[[int], Any], n: int) -> float:
     return rate(n, time.perf_counter() - t)
 
 
+# platformdb.cache_stats for each way of counting (see the migration): the default samples
+# 1 lookup in 16, exact counts every one, off counts none
+MODES = {"sampled": "", "exact": "exact", "off": "off"}
+
+
 def main() -> None:
-    rates: dict[str, list[float]] = {
-        k: [] for k in ("pg_get_counting", "pg_get_not_counting", "redis_get", "pg_set", "redis_set")
-    }
-    cpu: dict[str, list[float]] = {"counting": [], "not_counting": []}
+    rates: dict[str, list[float]] = {f"pg_get_{m}": [] for m in MODES}
+    rates |= {"redis_get": [], "pg_set": [], "redis_set": []}
+    cpu: dict[str, list[float]] = {m: [] for m in MODES}
     r = redis.Redis(host="127.0.0.1", port=6379)
     r.ping()
     with database() as url, psycopg.connect(url, autocommit=True) as conn:
@@ -92,23 +97,19 @@ def main() -> None:
 
         for op in (pg_get, pg_set, redis_get, redis_set):  # warm up plans and connections
             timed(op, 300)
+        modes = list(MODES)
         try:
             for rnd in range(ROUNDS):
-                order = [True, False] if rnd % 2 else [False, True]
-                for counting in order:
-                    conn.execute(
-                        "select set_config('platformdb.cache_stats', %s, false)",
-                        ("on" if counting else "off",),
-                    )
+                for mode in modes[rnd % 3 :] + modes[: rnd % 3]:  # each mode first in turn
+                    conn.execute("select set_config('platformdb.cache_stats', %s, false)", (MODES[mode],))
                     before = backend_cpu_ns(pid)
-                    rates["pg_get_counting" if counting else "pg_get_not_counting"].append(timed(pg_get, OPS))
+                    rates[f"pg_get_{mode}"].append(timed(pg_get, OPS))
                     after = backend_cpu_ns(pid)
                     if before is not None and after is not None:
-                        cpu["counting" if counting else "not_counting"].append((after - before) / OPS / 1000)
+                        cpu[mode].append((after - before) / OPS / 1000)
                 rates["redis_get"].append(timed(redis_get, OPS))
                 rates["pg_set"].append(timed(pg_set, OPS))
                 rates["redis_set"].append(timed(redis_set, OPS))
-            conn.execute("select set_config('platformdb.cache_stats', 'on', false)")
             flushed = cache.flush_stats(conn)
             hits = conn.execute("select hits_24h from public.cache_stats where cache_type = 'profile'").fetchone()
         finally:
@@ -116,25 +117,29 @@ def main() -> None:
 
     med = {k: statistics.median(v) for k, v in rates.items()}
     figures: dict[str, Any] = {f"{k}_per_s": round(v) for k, v in med.items()}
-    figures["ratio_get_vs_redis"] = round(med["pg_get_counting"] / med["redis_get"], 2)
+    figures["ratio_get_vs_redis"] = round(med["pg_get_sampled"] / med["redis_get"], 2)
     figures["ratio_set_vs_redis"] = round(med["pg_set"] / med["redis_set"], 2)
-    # counting on and off ran back to back in every round: the median of the paired ratios
-    paired = [1 - on / off for on, off in zip(rates["pg_get_counting"], rates["pg_get_not_counting"], strict=True)]
-    figures["hit_counting_cost_throughput"] = round(statistics.median(paired), 3)
-    if cpu["counting"] and cpu["not_counting"]:
-        on, off = statistics.median(cpu["counting"]), statistics.median(cpu["not_counting"])
-        figures["backend_cpu_us_per_get_counting"] = round(on, 2)
-        figures["backend_cpu_us_per_get_not_counting"] = round(off, 2)
-        # the counting's own CPU as a share of one get's round trip from Python
-        figures["hit_counting_cost_cpu_share"] = round((on - off) / (1e6 / med["pg_get_not_counting"]), 3)
+    for mode in ("sampled", "exact"):
+        # every round ran all modes back to back: the median of the paired ratios
+        paired = [1 - counted / off for counted, off in zip(rates[f"pg_get_{mode}"], rates["pg_get_off"], strict=True)]
+        figures[f"hit_counting_cost_{mode}"] = round(statistics.median(paired), 3)
+        if cpu[mode] and cpu["off"]:
+            extra = statistics.median(cpu[mode]) - statistics.median(cpu["off"])
+            figures[f"backend_cpu_us_per_get_{mode}"] = round(statistics.median(cpu[mode]), 2)
+            # the counting's own server CPU as a share of one get's round trip from Python
+            figures[f"hit_counting_cpu_share_{mode}"] = round(extra / (1e6 / med["pg_get_off"]), 3)
+    if cpu["off"]:
+        figures["backend_cpu_us_per_get_off"] = round(statistics.median(cpu["off"]), 2)
+    # gets counted by the sampled and exact rounds (plus the warm-up), as the view shows them
     figures["counted_hits_after_flush"] = int(hits[0]) if hits else 0
+    figures["hits_done_while_counting"] = 300 + 2 * ROUNDS * OPS
     figures["flushed_rows"] = flushed
     figures["ops_per_round"] = OPS
     figures["rounds"] = ROUNDS
     figures["targets"] = {
         "get_ge_half_redis": figures["ratio_get_vs_redis"] >= 0.5,
         "set_ge_half_redis": figures["ratio_set_vs_redis"] >= 0.5,
-        "counting_cost_le_10pct": figures["hit_counting_cost_throughput"] <= 0.10,
+        "default_counting_cost_le_10pct": figures["hit_counting_cost_sampled"] <= 0.10,
     }
     print(json.dumps(figures, indent=2))
     write_result("cache", figures)

@@ -22,11 +22,17 @@ def stats_by_type(conn: psycopg.Connection[Any]) -> dict[str, cache.CacheTypeSta
         return {s.cache_type: s for s in cache.cache_stats(conn)}
 
 
-def service(connect: Callable[..., psycopg.Connection[Any]]) -> psycopg.Connection[Any]:
-    """An autocommit connection acting as the service for its whole session."""
+def service(connect: Callable[..., psycopg.Connection[Any]], stats: str = "exact") -> psycopg.Connection[Any]:
+    """An autocommit connection acting as the service for its whole session, counting every
+    lookup (the default samples 1 in 16; tests of exact numbers want every one)."""
     c = connect()
     c.execute("set role service_role")
+    c.execute("select set_config('platformdb.cache_stats', %s, false)", (stats,))
     return c
+
+
+def count_every_lookup(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("set platformdb.cache_stats = exact")
 
 
 # ---- storing and reading ------------------------------------------------------------------
@@ -199,6 +205,7 @@ def test_cache_entries_is_unlogged_and_says_why(conn: psycopg.Connection[Any]) -
 
 
 def test_hit_rate_by_cache_type(conn: psycopg.Connection[Any]) -> None:
+    count_every_lookup(conn)
     with db.as_service(conn):
         cache.set_cache(conn, "profile:1", {"n": 1}, 600, "profile")
         cache.set_cache(conn, "profile:2", {"n": 2}, 600, "profile")
@@ -222,6 +229,7 @@ def test_hit_rate_by_cache_type(conn: psycopg.Connection[Any]) -> None:
 
 
 def test_an_expired_entry_counts_as_a_miss_of_its_type(conn: psycopg.Connection[Any]) -> None:
+    count_every_lookup(conn)
     with db.as_service(conn):
         cache.set_cache(conn, "session:1", 1, 60, "session")
     conn.execute(
@@ -236,6 +244,7 @@ def test_an_expired_entry_counts_as_a_miss_of_its_type(conn: psycopg.Connection[
 
 def test_reads_do_not_write(conn: psycopg.Connection[Any]) -> None:
     """Counting a lookup touches no table: the transaction never even gets an xid."""
+    count_every_lookup(conn)
     with db.as_service(conn):
         cache.set_cache(conn, "k", 1, 600, "profile")
     with db.as_service(conn):
@@ -249,6 +258,24 @@ def test_reads_do_not_write(conn: psycopg.Connection[Any]) -> None:
         ("default", 0, 100),
         ("profile", 100, 0),
     ]
+
+
+def test_by_default_1_lookup_in_16_is_counted_as_16(
+    connect: Callable[..., psycopg.Connection[Any]],
+) -> None:
+    c = service(connect, stats="")
+    assert c.execute("select current_setting('platformdb.cache_stats')").fetchone() == ("",)
+    cache.set_cache(c, "hot", 1, 600, "hot")
+    c.execute("select count(get_cache(p_key => 'hot')) from generate_series(1, 16000)")
+    c.execute("select count(get_cache(p_key => 'cold')) from generate_series(1, 4000)")
+    cache.flush_stats(c)
+    (hits, misses) = c.execute(
+        "select sum(hits), sum(misses) from cache_counters where namespace = 'cache'"
+    ).fetchone() or (0, 0)
+    assert hits % 16 == 0 and misses % 16 == 0
+    # expected 16000 and 4000; the bounds are more than 6 standard deviations wide
+    assert 12800 <= hits <= 19200, hits
+    assert 2400 <= misses <= 5600, misses
 
 
 def test_counts_are_flushed_by_themselves_every_1000_lookups(
@@ -278,6 +305,7 @@ def test_counts_are_flushed_by_the_first_lookup_10_s_after_the_last_flush(
 
 
 def test_a_rolled_back_transaction_takes_its_counts_back(conn: psycopg.Connection[Any]) -> None:
+    count_every_lookup(conn)
     with pytest.raises(ZeroDivisionError):
         with db.as_service(conn):
             for _ in range(5):
@@ -297,7 +325,7 @@ def test_counting_can_be_turned_off_for_a_session(
     for _ in range(5):
         cache.get_cache(c, "absent")
     assert cache.flush_stats(c) == 0
-    c.execute("set platformdb.cache_stats = on")
+    c.execute("set platformdb.cache_stats = exact")
     cache.get_cache(c, "absent")
     assert cache.flush_stats(c) == 1
 

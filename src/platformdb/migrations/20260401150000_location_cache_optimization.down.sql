@@ -18,7 +18,7 @@ drop function public.get_cached_route(double precision, double precision, double
                                       double precision, integer, integer);
 drop function public.flush_cache_stats();
 drop function public.record_cache_lookup(text, text, boolean);
-drop function public.cache_stats_housekeeping(text, bigint);
+drop function public.cache_stats_housekeeping(text, bigint, integer);
 drop function public.save_location(double precision, double precision, text, text, text, text,
                                    text, double precision, uuid, boolean, jsonb);
 drop function public.find_nearby_locations(double precision, double precision, double precision,

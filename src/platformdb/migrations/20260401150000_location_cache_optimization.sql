@@ -559,13 +559,23 @@ $$;
 
 -- Lookup counting without a write per read. Each backend counts hits and misses in its own
 -- memory, in custom session settings named platformdb_stats.<namespace>_<h|m>_<cache type>
--- (set_config: no table, no WAL, no lock). The hot path (inlined in get_cache, and in
--- record_cache_lookup) is one increment and one test; cache_stats_housekeeping runs only on
--- the first count of a name since the last flush, at 1000 counts, or 10 s after the last
--- flush, and then flushes everything into cache_counters. Settings follow the transaction:
--- a rolled-back transaction takes its counts and its flush back together.
--- `set platformdb.cache_stats = off` turns counting off for a session (or role/database).
-create function public.cache_stats_housekeeping(p_var text, p_count bigint)
+-- (set_config: no table, no WAL, no lock), and now and then flushes them into
+-- cache_counters. Settings follow the transaction: a rolled-back transaction takes its
+-- counts and its flush back together.
+-- How many lookups are counted is the session setting platformdb.cache_stats:
+--   (unset, or anything else)  sampled: 1 lookup in 16, at random, counted as 16 — a read
+--                              pays one random() instead of the counting (an unbiased
+--                              estimate; about ±3% at 16,000 lookups);
+--   'exact'                    every lookup (about 5 µs of server CPU per read);
+--   'off'                      none.
+-- It can be set per session, role or database (ALTER ROLE … SET platformdb.cache_stats).
+
+-- The rare part of counting, called by the counting code (record_cache_lookup, and its copy
+-- inlined in get_cache) after it added p_step to the count named p_var, now p_count: on the
+-- first count of a name since the last flush it remembers the name, and at every 1000
+-- counts of one name, or 10 s after the last flush, it flushes everything
+-- (flush_cache_stats). Never fails a read.
+create function public.cache_stats_housekeeping(p_var text, p_count bigint, p_step integer)
 returns void
 language plpgsql
 set search_path = ''
@@ -576,7 +586,7 @@ declare
         nullif(pg_catalog.current_setting('platformdb_stats.flushed_at', true), '')::double precision;
     v_void text;
 begin
-    if p_count = 1 then
+    if p_count = p_step then
         -- the first count of this name since the last flush: remember it for the flush
         v_void := pg_catalog.set_config('platformdb_stats.keys', pg_catalog.concat_ws(',',
                       nullif(pg_catalog.current_setting('platformdb_stats.keys', true), ''), p_var),
@@ -585,14 +595,12 @@ begin
     if v_last is null then
         -- a new session starts its 10 s from now (its first read does not write)
         v_void := pg_catalog.set_config('platformdb_stats.flushed_at', v_now::text, false);
-        return;
-    end if;
-    if (p_count % 1000 = 0 or v_now - v_last >= 10)
-       and pg_catalog.current_setting('transaction_read_only') = 'off' then
+    elsif (p_count / 1000 > (p_count - p_step) / 1000 or v_now - v_last >= 10)
+          and pg_catalog.current_setting('transaction_read_only') = 'off' then
         begin
             perform public.flush_cache_stats();
         exception when others then
-            -- statistics must never break a read: keep the counts and try again in 10 s
+            -- statistics must never break a read: keep the counts and try again later
             raise warning 'platformdb: cache statistics not flushed: %', sqlerrm;
             v_void := pg_catalog.set_config('platformdb_stats.flushed_at', v_now::text, false);
         end;
@@ -600,26 +608,32 @@ begin
 end
 $$;
 
--- Counts one lookup (the general form of the counting inlined in get_cache).
+-- Counts one lookup as a hit or a miss, as platformdb.cache_stats says (sampled, exact or
+-- off). get_cache has a copy of this inline (a call costs more than the counting);
+-- get_cached_route calls it.
 create function public.record_cache_lookup(p_namespace text, p_cache_type text, p_hit boolean)
 returns void
 language plpgsql
 set search_path = ''
 as $$
 declare
+    v_mode text := pg_catalog.current_setting('platformdb.cache_stats', true);
     v_var text;
+    v_step integer;
     v_n bigint;
 begin
-    if pg_catalog.current_setting('platformdb.cache_stats', true) is distinct from 'off' then
+    if v_mode = 'exact' or (v_mode is distinct from 'off' and pg_catalog.random() < 0.0625) then
         v_var := 'platformdb_stats.' || p_namespace || case when p_hit then '_h_' else '_m_' end
                  || p_cache_type;
+        v_step := case when v_mode = 'exact' then 1 else 16 end;
         v_n := pg_catalog.set_config(v_var, (coalesce(
-                   nullif(pg_catalog.current_setting(v_var, true), '')::bigint, 0) + 1)::text, false)::bigint;
-        if v_n = 1 or v_n % 1000 = 0
+                   nullif(pg_catalog.current_setting(v_var, true), '')::bigint, 0) + v_step)::text,
+                   false)::bigint;
+        if v_n = v_step or v_n / 1000 > (v_n - v_step) / 1000
            or pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) - coalesce(nullif(
                   pg_catalog.current_setting('platformdb_stats.flushed_at', true), '')::double precision, 0) >= 10
         then
-            perform public.cache_stats_housekeeping(v_var, v_n);
+            perform public.cache_stats_housekeeping(v_var, v_n, v_step);
         end if;
     end if;
 end
@@ -927,7 +941,9 @@ declare
     v_value jsonb;
     v_type text;
     v_expires timestamptz;
+    v_mode text;
     v_var text;
+    v_step integer;
     v_n bigint;
 begin
     if p_key is null then
@@ -940,22 +956,25 @@ begin
     select e.value, e.cache_type, e.expires_at into v_value, v_type, v_expires
       from public.cache_entries e
      where e.key = p_key;
-    if v_expires > pg_catalog.clock_timestamp() then
-        v_var := 'platformdb_stats.cache_h_' || v_type;
-    else
-        v_var := 'platformdb_stats.cache_m_' || coalesce(p_cache_type, v_type, 'default');
-        v_value := null;
+    if not coalesce(v_expires > pg_catalog.clock_timestamp(), false) then
+        v_value := null;  -- absent or expired: a miss
     end if;
-    -- count the lookup in memory: record_cache_lookup's hot path, inlined (this is the
-    -- hottest function of the cache; a nested call would cost more than the counting)
-    if pg_catalog.current_setting('platformdb.cache_stats', true) is distinct from 'off' then
+    -- count the lookup: record_cache_lookup, inlined (this is the hottest function of the
+    -- cache, and a nested call would cost more than the counting)
+    v_mode := pg_catalog.current_setting('platformdb.cache_stats', true);
+    if v_mode = 'exact' or (v_mode is distinct from 'off' and pg_catalog.random() < 0.0625) then
+        v_var := case when v_value is null
+                      then 'platformdb_stats.cache_m_' || coalesce(p_cache_type, v_type, 'default')
+                      else 'platformdb_stats.cache_h_' || v_type end;
+        v_step := case when v_mode = 'exact' then 1 else 16 end;
         v_n := pg_catalog.set_config(v_var, (coalesce(
-                   nullif(pg_catalog.current_setting(v_var, true), '')::bigint, 0) + 1)::text, false)::bigint;
-        if v_n = 1 or v_n % 1000 = 0
+                   nullif(pg_catalog.current_setting(v_var, true), '')::bigint, 0) + v_step)::text,
+                   false)::bigint;
+        if v_n = v_step or v_n / 1000 > (v_n - v_step) / 1000
            or pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) - coalesce(nullif(
                   pg_catalog.current_setting('platformdb_stats.flushed_at', true), '')::double precision, 0) >= 10
         then
-            perform public.cache_stats_housekeeping(v_var, v_n);
+            perform public.cache_stats_housekeeping(v_var, v_n, v_step);
         end if;
     end if;
     return v_value;
@@ -1152,7 +1171,7 @@ revoke all on function
     public.find_nearby_locations(double precision, double precision, double precision, text, integer),
     public.save_location(double precision, double precision, text, text, text, text, text, double precision,
                          uuid, boolean, jsonb),
-    public.cache_stats_housekeeping(text, bigint),
+    public.cache_stats_housekeeping(text, bigint, integer),
     public.record_cache_lookup(text, text, boolean),
     public.flush_cache_stats(),
     public.get_cached_route(double precision, double precision, double precision, double precision,
@@ -1173,7 +1192,7 @@ grant execute on function
     to authenticated, service_role;
 grant execute on function
     public.decode_polyline(text, integer),
-    public.cache_stats_housekeeping(text, bigint),
+    public.cache_stats_housekeeping(text, bigint, integer),
     public.record_cache_lookup(text, text, boolean),
     public.flush_cache_stats(),
     public.get_cached_route(double precision, double precision, double precision, double precision,
@@ -1242,7 +1261,7 @@ comment on column public.cache_entries.created_at is 'When the current value was
 comment on column public.cache_entries.updated_at is 'Last set_cache of this key.';
 
 comment on table public.cache_counters is
-    'Cache and route-cache lookup counts per hour, flushed from each backend''s memory at 1000 counts of one kind or 10 s after the last flush (no write per read). Counts of a backend that ends before its next flush are lost: the hit rate is an exact count of what was flushed, not of every lookup. UNLOGGED; rows older than 30 days are removed by cleanup_expired_cache.';
+    'Cache and route-cache lookup counts per hour, flushed from each backend''s memory at 1000 counts of one kind or 10 s after the last flush (no write per read). Sampled 1 in 16 by default (each sample counts 16), exact with platformdb.cache_stats = exact. Counts of a backend that ends before its next flush are lost. UNLOGGED; rows older than 30 days are removed by cleanup_expired_cache.';
 comment on column public.cache_counters.bucket is 'The hour the counts were flushed in.';
 comment on column public.cache_counters.namespace is 'cache (get_cache) or route (get_cached_route).';
 comment on column public.cache_counters.cache_type is 'The entry''s cache_type (for misses: get_cache''s p_cache_type, else the expired entry''s type, else default); route for route lookups.';
@@ -1258,10 +1277,10 @@ comment on function public.find_nearby_locations(double precision, double precis
     'Active locations within p_radius_meters of (p_lat, p_lng), nearest first (ST_DWithin plus GiST KNN ordering; spherical metres in distance_meters), optionally of one p_location_type, at most p_limit (1 to 1000). A signed-in user gets their own places and the public points; the service gets every active place. Coordinates out of range -> 22023 naming p_lat/p_lng.';
 comment on function public.save_location(double precision, double precision, text, text, text, text, text, double precision, uuid, boolean, jsonb) is
     'Saves a place and returns its id. A user saves their own places (never public ones); the service saves public pickup/dropoff points (p_is_public) or a user''s place (p_user_id). A ''current'' location is moved in place (one per user). Bad coordinates -> 22023.';
-comment on function public.cache_stats_housekeeping(text, bigint) is
-    'Lookup counting, the rare path: remembers a newly counted setting name, starts a session''s flush clock, and flushes into cache_counters at 1000 counts of one name or 10 s after the last flush. Never fails a read (a failed flush is retried 10 s later). Service only.';
+comment on function public.cache_stats_housekeeping(text, bigint, integer) is
+    'Lookup counting, the rare part: remembers a newly counted name, starts a session''s flush clock, and flushes into cache_counters at 1000 counts of one name or 10 s after the last flush. Never fails a read (a failed flush is retried later). Service only.';
 comment on function public.record_cache_lookup(text, text, boolean) is
-    'Counts a cache or route lookup as a hit or a miss in the backend''s memory (custom settings, no write; see cache_stats_housekeeping for the flush). Off for a session with SET platformdb.cache_stats = off. Service only.';
+    'Counts a cache or route lookup as a hit or a miss in the backend''s memory, as platformdb.cache_stats says: sampled 1 in 16 (default), exact, or off. Service only.';
 comment on function public.flush_cache_stats() is
     'Writes this backend''s pending lookup counts into cache_counters now and returns the number of rows touched. The SDK calls it before a connection is given back; cache_stats shows flushed counts only. Service only.';
 comment on function public.get_cached_route(double precision, double precision, double precision, double precision, integer, integer) is
@@ -1272,7 +1291,7 @@ comment on function public.cleanup_expired_routes() is 'Deletes routes past cach
 comment on function public.set_cache(text, jsonb, integer, text, text[]) is
     'Stores p_value under p_key for p_ttl_seconds (1 s to 30 days), replacing any previous value, and returns the expiry time. Keys up to 512 bytes, values up to 1 MiB, up to 32 tags. Service only.';
 comment on function public.get_cache(text, text) is
-    'The live value under p_key, or null on a miss or an expired entry. Counts a hit or a miss per cache type without writing (see record_cache_lookup); p_cache_type attributes a miss of an absent key. Service only.';
+    'The live value under p_key, or null on a miss or an expired entry. Counts a hit or a miss per cache type without writing (sampled 1 in 16 unless platformdb.cache_stats is exact or off; see record_cache_lookup); p_cache_type attributes a miss of an absent key. Service only.';
 comment on function public.delete_cache(text) is 'Removes one key; true when it existed. Service only.';
 comment on function public.invalidate_cache_by_tag(text) is 'Removes every entry tagged p_tag and returns how many. Service only.';
 comment on function public.cleanup_expired_cache() is

@@ -30,6 +30,9 @@ select count(*) = 1
                                p_dest_lat => -40.13385, p_dest_lng => -20.4421)
  where provider = 'platformdb_verify';
 
+-- check: count every lookup of this transaction (the default samples 1 in 16)
+select pg_catalog.set_config('platformdb.cache_stats', 'exact', true) = 'exact';
+
 -- check: set_cache stores a value
 select public.set_cache(p_key => 'platformdb-verify:key', p_value => '{"ok": true}',
     p_ttl_seconds => 60, p_cache_type => 'platformdb_verify', p_tags => '{platformdb-verify}') is not null;
