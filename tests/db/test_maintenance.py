@@ -135,7 +135,7 @@ def snapshot(conn: Conn) -> list[tuple[Any, ...]]:
           from archived_partitions where dropped_at is null
          order by 1, 2, 3
         """,
-        (list(PARTITIONED),),
+        (list(coverage(conn)),),
     ).fetchall()
     return [tuple(r) for r in rows]
 
@@ -818,6 +818,7 @@ def test_up_down_up_keeps_archived_partitions_and_lists_them_again(
     run_task(conn, "partitions", now)
     run_task(conn, "archive", now)
     name = part_name("system_metrics", month_start(now - timedelta(days=200)))
+    (tmp_path / "selected").mkdir()
     directory = selected_migrations_dir(tmp_path / "selected")
     previous = [m.version for m in migrate.discover(directory) if m.version < "20260401160000"][-1]
     migrate.down(db_url, directory, to=previous)
