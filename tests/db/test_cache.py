@@ -363,11 +363,26 @@ def test_a_failed_flush_never_fails_the_read(connect: Callable[..., psycopg.Conn
     assert c.execute("select hits from cache_counters").fetchall() == [(1000,)]
 
 
+def test_counts_go_into_utc_hours_whatever_the_session_time_zone(
+    connect: Callable[..., psycopg.Connection[Any]],
+) -> None:
+    c = service(connect)
+    c.execute("set timezone = 'Asia/Kolkata'")  # UTC+05:30
+    cache.get_cache(c, "absent")
+    assert cache.flush_stats(c) == 1
+    row = c.execute(
+        "select extract(minute from bucket at time zone 'UTC'), extract(second from bucket) from cache_counters"
+    ).fetchone()
+    assert row == (0, 0)
+
+
 def test_cleanup_trims_counts_older_than_30_days(conn: psycopg.Connection[Any]) -> None:
     conn.execute(
         "insert into cache_counters (bucket, namespace, cache_type, backend_pid, hits) values"
-        " (date_trunc('hour', now() - interval '31 days'), 'cache', 'old', 1, 5),"
-        " (date_trunc('hour', now() - interval '29 days'), 'cache', 'kept', 1, 5)"
+        " (date_trunc('hour', (now() - interval '31 days') at time zone 'UTC') at time zone 'UTC',"
+        "  'cache', 'old', 1, 5),"
+        " (date_trunc('hour', (now() - interval '29 days') at time zone 'UTC') at time zone 'UTC',"
+        "  'cache', 'kept', 1, 5)"
     )
     with db.as_service(conn):
         cache.cleanup_expired(conn)

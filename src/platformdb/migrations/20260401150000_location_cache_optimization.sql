@@ -233,7 +233,8 @@ create unlogged table public.cache_counters (
     constraint cache_counters_pkey primary key (bucket, namespace, cache_type, backend_pid),
     constraint cache_counters_namespace_valid check (namespace in ('cache', 'route')),
     constraint cache_counters_counts_positive check (hits >= 0 and misses >= 0),
-    constraint cache_counters_bucket_is_hour check (bucket = date_trunc('hour', bucket))
+    constraint cache_counters_bucket_is_utc_hour
+        check (bucket = date_trunc('hour', bucket at time zone 'UTC') at time zone 'UTC')
 );
 
 -- ---------------------------------------------------------------------------------------
@@ -651,7 +652,9 @@ declare
     v_parts text[];
     v_n bigint;
     v_rows integer := 0;
-    v_bucket timestamptz := pg_catalog.date_trunc('hour', pg_catalog.clock_timestamp());
+    -- the hour in UTC, whatever the session's time zone (some are not whole hours from UTC)
+    v_bucket timestamptz := pg_catalog.timezone('UTC',
+        pg_catalog.date_trunc('hour', pg_catalog.timezone('UTC', pg_catalog.clock_timestamp())));
     v_void text;
 begin
     if coalesce(v_keys, '') <> '' then
@@ -1262,7 +1265,7 @@ comment on column public.cache_entries.updated_at is 'Last set_cache of this key
 
 comment on table public.cache_counters is
     'Cache and route-cache lookup counts per hour, flushed from each backend''s memory at 1000 counts of one kind or 10 s after the last flush (no write per read). Sampled 1 in 16 by default (each sample counts 16), exact with platformdb.cache_stats = exact. Counts of a backend that ends before its next flush are lost. UNLOGGED; rows older than 30 days are removed by cleanup_expired_cache.';
-comment on column public.cache_counters.bucket is 'The hour the counts were flushed in.';
+comment on column public.cache_counters.bucket is 'The hour (UTC) the counts were flushed in.';
 comment on column public.cache_counters.namespace is 'cache (get_cache) or route (get_cached_route).';
 comment on column public.cache_counters.cache_type is 'The entry''s cache_type (for misses: get_cache''s p_cache_type, else the expired entry''s type, else default); route for route lookups.';
 comment on column public.cache_counters.backend_pid is 'The backend that flushed (each backend updates only its own rows: flushes never wait on each other).';

@@ -54,13 +54,13 @@ TABLES = [
         table="cache_counters",
         seed="""insert into public.cache_counters
                     (bucket, namespace, cache_type, backend_pid, hits)
-                values (date_trunc('hour', now()), 'cache',
+                values (date_trunc('hour', now() at time zone 'UTC') at time zone 'UTC', 'cache',
                         'm' || substr(md5(%(owner)s::text), 1, 12), 1, 1)
                 returning cache_type""",
         match="cache_type = %(key)s",
         insert="""insert into public.cache_counters
                       (bucket, namespace, cache_type, backend_pid, hits)
-                  values (date_trunc('hour', now()), 'cache',
+                  values (date_trunc('hour', now() at time zone 'UTC') at time zone 'UTC', 'cache',
                           'i' || substr(md5(%(owner)s::text), 1, 12), 1, 1)""",
         update="hits = hits + 1",
         service="siud",

@@ -2,6 +2,9 @@
 -- Each statement must succeed; one returning a single boolean must return true.
 -- The checks work far from any real data: in the South Atlantic, at -40.1234, -20.4321.
 
+-- check: count every lookup of this transaction (the default samples 1 in 16)
+select pg_catalog.set_config('platformdb.cache_stats', 'exact', true) = 'exact';
+
 -- check: PostGIS is installed
 select exists (select 1 from pg_catalog.pg_extension where extname = 'postgis');
 
@@ -29,9 +32,6 @@ select count(*) = 1
   from public.get_cached_route(p_origin_lat => -40.12385, p_origin_lng => -20.4321,
                                p_dest_lat => -40.13385, p_dest_lng => -20.4421)
  where provider = 'platformdb_verify';
-
--- check: count every lookup of this transaction (the default samples 1 in 16)
-select pg_catalog.set_config('platformdb.cache_stats', 'exact', true) = 'exact';
 
 -- check: set_cache stores a value
 select public.set_cache(p_key => 'platformdb-verify:key', p_value => '{"ok": true}',
