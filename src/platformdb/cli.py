@@ -204,6 +204,24 @@ def migrate_status(
     raise typer.Exit(1 if changed else 0)
 
 
+@migrate_app.command("export")
+def migrate_export(
+    directory: Annotated[str, typer.Argument(help="Target folder, e.g. supabase/migrations.")],
+) -> None:
+    """Copy the up migrations (not the .down.sql files) into a Supabase project's folder."""
+    import shutil
+    from pathlib import Path
+
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    for m in migrate_mod.discover():
+        dest = target / m.filename
+        if dest.exists() and dest.read_bytes() != m.path.read_bytes():
+            fail(f"{dest} exists and differs: an applied migration must never change")
+        shutil.copyfile(m.path, dest)
+        err_console.print(f"copied {m.filename}")
+
+
 # ---- entry point --------------------------------------------------------------------
 
 

@@ -100,3 +100,16 @@ def test_database_url_overrides_the_dev_cluster(dev_env: dict[str, str], new_db_
     assert "nothing to apply" in run(["migrate", "up"], env).stderr
     r = run(["migrate", "down", "--dry-run"], env)
     assert "would roll back" in r.stderr
+
+
+def test_migrate_export_copies_only_the_up_files(dev_env: dict[str, str], tmp_path: Path) -> None:
+    target = tmp_path / "supabase" / "migrations"
+    run(["migrate", "export", str(target)], dev_env)
+    names = sorted(p.name for p in target.iterdir())
+    assert names and all(not n.endswith(".down.sql") for n in names)
+    assert "20260401100000_system_observability.sql" in names
+    # re-export is idempotent; a changed file in the target is refused
+    run(["migrate", "export", str(target)], dev_env)
+    (target / names[0]).write_text("-- edited\n")
+    r = run(["migrate", "export", str(target)], dev_env, check=False)
+    assert r.returncode == 1 and "exists and differs" in r.stderr
