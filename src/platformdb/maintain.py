@@ -24,7 +24,7 @@ import json
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import psycopg
@@ -538,6 +538,14 @@ def _fmt_month(value: Any) -> str:
     return value.astimezone(UTC).strftime("%Y-%m") if isinstance(value, datetime) else "—"
 
 
+def _fmt_interval(value: Any) -> str:
+    if value is None:
+        return "forever"
+    if isinstance(value, timedelta) and not value.seconds and not value.microseconds:
+        return f"{value.days} days"
+    return str(value)
+
+
 def _print_status(st: Status) -> None:
     from rich.table import Table
 
@@ -558,7 +566,7 @@ def _print_status(st: Status) -> None:
             f"{t['oldest_partition']} ({_fmt_month(t['oldest_partition_from'])})" if t["oldest_partition"] else "—",
             str(t["attached_partitions"]),
             str(t["archived_partitions"]),
-            str(t["retention"]) if t["retention"] is not None else "forever",
+            _fmt_interval(t["retention"]),
         )
     console.print(parts)
     tasks = Table(title="tasks")

@@ -317,6 +317,28 @@ def test_late_rows_for_an_archived_month_join_the_archived_table(conn: Conn) -> 
     assert row == (2,)
 
 
+def test_an_archived_month_can_be_attached_again_as_docs_maintenance_md_says(conn: Conn) -> None:
+    now = datetime.now(UTC)
+    month = month_start(now - timedelta(days=200))
+    row_id = insert_dated(conn, "system_metrics", month + timedelta(days=1), "back")
+    run_task(conn, "partitions", now)
+    run_task(conn, "archive", now)
+    name = part_name("system_metrics", month)
+    conn.execute("update partition_settings set retention = null where table_name = 'system_metrics'")
+    with conn.transaction():
+        conn.execute(sql.SQL("alter table {} set schema public").format(sql.Identifier("archive", name)))
+        conn.execute(
+            sql.SQL("alter table public.system_metrics attach partition {} for values from ({}) to ({})").format(
+                sql.Identifier("public", name), sql.Literal(month), sql.Literal(month_start(month, 1))
+            )
+        )
+        conn.execute(
+            "delete from archived_partitions where archive_schema = 'archive' and partition_name = %s", (name,)
+        )
+    assert partition_of(conn, "system_metrics", row_id) == name
+    assert run_task(conn, "archive", now)["affected"] == 0  # no retention: it stays
+
+
 @needs_all
 def test_transactions_and_events_are_never_archived_or_dropped(conn: Conn) -> None:
     now = datetime.now(UTC)
