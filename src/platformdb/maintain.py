@@ -24,7 +24,7 @@ import json
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import psycopg
@@ -34,7 +34,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
-from platformdb.errors import PlatformDBError, wrap_errors
+from platformdb.errors import PermissionDenied, PlatformDBError, wrap_errors
 from platformdb.worker import Duty, WorkerConfig
 
 log = logging.getLogger("platformdb.maintain")
@@ -54,7 +54,13 @@ INSTALLED = """
 select to_regprocedure(
     'public.run_maintenance_task(text, timestamptz, text, boolean, timestamptz, interval, integer)') is not null
 """
-COVERAGE = "select * from public.partition_coverage(coalesce(%s, now())) order by table_name"
+COVERAGE = """
+select table_name, months_ahead_target, months_covered_ahead, covered_until, default_rows,
+       attached_partitions, oldest_partition, oldest_partition_from, retention::text as retention,
+       archived_partitions
+  from public.partition_coverage(coalesce(%s, now()))
+ order by table_name
+"""
 TASK_STATUS = """
 select task, last_status, last_source, last_started_at, last_finished_at, last_as_of,
        last_affected, last_details, last_error, run_count, failure_count
@@ -460,7 +466,9 @@ class MaintenanceDuty(Duty):
             now = row[0]
         assert now is not None
         results: list[dict[str, Any]] = []
-        for name, tasks, slot in due_jobs(conn, now):
+        with wrap_errors():
+            due = due_jobs(conn, now)
+        for name, tasks, slot in due:
             for r in run_tasks(conn, tasks, source=self.source, wait=False, not_run_since=slot):
                 if r.get("status") == "failure":
                     log.error("maintenance %s/%s failed: %s", name, r.get("task"), r.get("error"))
@@ -493,6 +501,14 @@ class MaintenanceDuty(Duty):
                     idle_reason = ""
                     self.tick(conn)
                     backoff = 1.0
+                except PermissionDenied as exc:
+                    # maintenance changes partitions: it needs the tables' owner, not an API role
+                    reason = f"the worker's role may not run maintenance ({exc}); connect as the tables' owner"
+                    if reason != idle_reason:
+                        log.warning("maintenance idle: %s", reason)
+                    idle_reason = reason
+                    stop.wait(self.recheck)
+                    continue
                 except (psycopg.Error, PlatformDBError) as exc:
                     if _connection_lost(conn):
                         log.warning("maintenance: connection lost (%s)", str(exc).strip()[:200])
@@ -539,11 +555,7 @@ def _fmt_month(value: Any) -> str:
 
 
 def _fmt_interval(value: Any) -> str:
-    if value is None:
-        return "forever"
-    if isinstance(value, timedelta) and not value.seconds and not value.microseconds:
-        return f"{value.days} days"
-    return str(value)
+    return "forever" if value is None else str(value)
 
 
 def _print_status(st: Status) -> None:

@@ -818,6 +818,28 @@ def test_the_worker_duty_runs_in_its_thread_and_stops_on_request(db_url: str, co
     assert not t.is_alive()
 
 
+def test_the_duty_goes_idle_with_a_clear_reason_when_its_role_is_not_the_owner(
+    db_url: str, conn: Conn, caplog: pytest.LogCaptureFixture
+) -> None:
+    role = f"maint_api_{uuid.uuid4().hex[:8]}"
+    conn.execute(sql.SQL("create role {} login").format(sql.Identifier(role)))
+    try:
+        url = psycopg.conninfo.make_conninfo(db_url, user=role)
+        duty = maintain.MaintenanceDuty(WorkerConfig(database_url=url, worker_id="api"))
+        stop = threading.Event()
+        t = threading.Thread(target=duty.run, args=(stop,))
+        with caplog.at_level("WARNING", logger="platformdb.maintain"):
+            t.start()
+            _wait_for(lambda: any("connect as the tables' owner" in r.message for r in caplog.records),
+                      "the duty to say why it is idle")
+            stop.set()
+            t.join(30)
+        assert not t.is_alive()
+        assert count(conn, "maintenance_runs") == 0
+    finally:
+        conn.execute(sql.SQL("drop role {}").format(sql.Identifier(role)))
+
+
 def test_the_duty_factory_follows_the_housekeeping_switch(db_url: str) -> None:
     assert isinstance(maintain.maintenance_duty(WorkerConfig(database_url=db_url)), maintain.MaintenanceDuty)
     assert maintain.maintenance_duty(WorkerConfig(database_url=db_url, housekeeping=False)) is None

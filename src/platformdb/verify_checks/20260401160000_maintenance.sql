@@ -1,8 +1,8 @@
 -- Exercised by `platformdb verify` as service_role inside a rolled-back transaction.
 -- Each statement must succeed; one returning a single boolean must return true.
 
--- check: partition_coverage reports every table of partition_settings (how far ahead each is
--- covered is verify's own partitions check; `platformdb maintain --status` shows it)
+-- (how far ahead each table is covered is verify's own "partitions" check)
+-- check: partition_coverage reports every table of partition_settings
 select count(*) = (select count(*) from public.partition_settings)
        and bool_and(months_covered_ahead >= -1 and attached_partitions >= 0)
   from public.partition_coverage();
