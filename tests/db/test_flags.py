@@ -1149,3 +1149,19 @@ def test_every_object_is_commented(conn: psycopg.Connection[Any]) -> None:
         """
     ).fetchall()
     assert missing == []
+
+
+def test_a_client_that_may_not_report_counts_keeps_its_flags_fresh(conn: psycopg.Connection[Any], db_url: str) -> None:
+    upsert(conn, "fresh", enabled=False, rollout_strategy="all")
+    conn.execute("revoke execute on function record_feature_flag_evaluations(jsonb) from service_role")
+    listener = "select pid from pg_stat_activity where application_name = %s and datname = current_database()"
+    with flags.FlagClient(db_url, role="service_role", refresh_interval=3600, flush_interval=0.05) as client:
+        pid = conn.execute(listener, (flags.APP_NAME,)).fetchall()
+        client.is_enabled("fresh")
+        assert _wait(lambda: isinstance(client.last_error, errors.PermissionDenied))
+        upsert(conn, "fresh", enabled=True)
+        assert _wait(lambda: client.is_enabled("fresh")), "the failed report broke the subscription"
+        pending = client.pending_counts()  # kept for a later report, not dropped
+        assert pending[("fresh", "production", "disabled")] >= 1 and pending[("fresh", "production", "match")] >= 1
+        assert not client.stale
+        assert conn.execute(listener, (flags.APP_NAME,)).fetchall() == pid, "it reconnected"

@@ -34,7 +34,7 @@ import mmh3
 import psycopg
 
 from platformdb import db
-from platformdb.errors import InvalidInput, wrap_errors
+from platformdb.errors import InvalidInput, PlatformDBError, wrap_errors
 
 log = logging.getLogger("platformdb.flags")
 
@@ -679,8 +679,16 @@ class FlagClient:
                             ks = sorted(keys)
                             self._apply(self._fetch(conn, ks), ks)
                         if self.record and now - last_flush >= self.flush_interval:
-                            self._flush_on(conn)
                             last_flush = now
+                            try:
+                                self._flush_on(conn)
+                            except (psycopg.Error, PlatformDBError) as exc:
+                                if conn.closed or conn.broken:
+                                    raise
+                                # e.g. a login role without EXECUTE on the reporting
+                                # function: the counts stay pending, the flags stay fresh
+                                self.last_error = exc
+                                log.warning("flag client: could not report counts: %s", exc)
             except Exception as exc:  # keep serving the last copy; reconnect
                 self.last_error = exc
                 if not self._stop.is_set():
