@@ -1,0 +1,872 @@
+"""`make bench`: run every bench, collect the results, write the benchmark report.
+
+Runs each `bench/*.py` bench script (not the helpers: `_*.py`, `*_app.py`, this file) as its
+own subprocess from the repository root, one after the other; a bench that fails does not
+stop the others. Collects what each wrote to `bench/results/<name>.json` during this run
+into `bench/results/latest.json` (with the machine, the sizes used and each bench's outcome)
+and regenerates `docs/benchmarks.md` from it: every figure beside its peer measured in the
+same run, their ratio, and the target from the issues where there is one. Exits 1 when any
+bench failed.
+
+    .venv/bin/python bench/run_all.py                 # every bench at its own sizes
+    .venv/bin/python bench/run_all.py --quick         # smaller sizes, for a quick look
+    .venv/bin/python bench/run_all.py --only geo cache
+    .venv/bin/python bench/run_all.py --report-only   # docs/benchmarks.md from latest.json
+
+BENCH_PROFILE=quick does what --quick does (`BENCH_PROFILE=quick make bench`). Sizes can also
+be set one by one through the benches' own variables (BENCH_GEO_POINTS=200000 …), which
+always win over the profile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import collections
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "bench"
+RESULTS_DIR = BENCH_DIR / "results"
+DOC = ROOT / "docs" / "benchmarks.md"
+LATEST = "latest.json"
+TIMEOUT_SECONDS = float(os.environ.get("BENCH_TIMEOUT_SECONDS", "1800"))
+
+# --quick: sizes small enough for a look in a couple of minutes. Targets are stated for the
+# benches' own sizes, so a quick run's met / not met is indicative only.
+QUICK_ENV = {
+    "BENCH_SINGLE": "1000",
+    "BENCH_BATCH": "50000",
+    "BENCH_SECONDS": "2",
+    "BENCH_ROUNDS": "1",
+    "BENCH_EVENTS_SINGLE": "1000",
+    "BENCH_EVENTS_BATCHED": "10000",
+    "BENCH_MESSAGES": "10000",
+    "BENCH_PROCRASTINATE_JOBS": "1000",
+    "BENCH_LOCAL_N": "100000",
+    "BENCH_ROUND_TRIPS": "1000",
+    "BENCH_UPDATES": "30",
+    "BENCH_GEO_POINTS": "100000",
+    "BENCH_GEO_QUERIES": "200",
+    "BENCH_GEO_SEQ_QUERIES": "5",
+    "BENCH_CACHE_OPS": "1000",
+    "BENCH_CACHE_ROUNDS": "5",
+}
+QUICK_ARGS = {"whatsapp": ["--messages", "2000", "--sender-messages", "500"]}
+# result files a script writes when they are not named after it
+RESULT_NAMES = {"queue_bench": ("queue",)}
+
+ENV_SIZE = re.compile(r"""os\.environ\.get\(\s*["'](BENCH_[A-Z0-9_]+)["']\s*,\s*["']([^"']*)["']\s*\)""")
+ARG_SIZE = re.compile(r"""add_argument\(\s*["']--([a-z][a-z0-9-]*)["']\s*,\s*type=int\s*,\s*default=(\d+)""")
+
+Figures = dict[str, Any]
+
+
+# ---- running ---------------------------------------------------------------------------
+
+
+def bench_scripts(bench_dir: Path = BENCH_DIR) -> list[Path]:
+    """Every bench script: bench/*.py but the helpers and this runner."""
+    return sorted(
+        p
+        for p in bench_dir.glob("*.py")
+        if not p.name.startswith("_") and not p.name.endswith("_app.py") and p.name != Path(__file__).name
+    )
+
+
+def sizes_of(script: Path, env: dict[str, str], args: Sequence[str]) -> dict[str, str]:
+    """The size knobs a script reads (BENCH_* variables, int options) and the values in effect."""
+    source = script.read_text()
+    sizes = {name: env.get(name, default) for name, default in ENV_SIZE.findall(source)}
+    for option, default in ARG_SIZE.findall(source):
+        flag = f"--{option}"
+        value = args[args.index(flag) + 1] if flag in args and args.index(flag) + 1 < len(args) else default
+        sizes[flag] = str(value)
+    return sizes
+
+
+def _snapshot(results_dir: Path) -> dict[str, int]:
+    if not results_dir.exists():
+        return {}
+    return {p.name: p.stat().st_mtime_ns for p in results_dir.glob("*.json") if p.name != LATEST}
+
+
+@dataclass
+class Outcome:
+    script: str
+    status: str  # ok | failed
+    exit_code: int | None
+    seconds: float
+    sizes: dict[str, str]
+    args: list[str]
+    results: list[str] = field(default_factory=list)
+    error: str | None = None
+    output_tail: list[str] = field(default_factory=list)
+
+
+def run_script(
+    script: Path,
+    env: dict[str, str],
+    args: Sequence[str],
+    results_dir: Path,
+    timeout: float = TIMEOUT_SECONDS,
+    echo: Callable[[str], None] = print,
+) -> tuple[Outcome, dict[str, Figures]]:
+    """Run one bench; its output goes to the console, its new result files are returned."""
+    before = _snapshot(results_dir)
+    tail: collections.deque[str] = collections.deque(maxlen=40)
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, str(script), *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        start_new_session=True,  # its own process group: a timeout stops its workers too
+    )
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            tail.append(line)
+            echo(f"  {line}")
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    error = None
+    try:
+        code: int | None = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        code = None
+        error = f"timed out after {timeout:.0f} s"
+    reader.join(10)
+    seconds = time.monotonic() - started
+
+    after = _snapshot(results_dir)
+    expected = RESULT_NAMES.get(script.stem, (script.stem,))
+    written = sorted(
+        name[: -len(".json")]
+        for name, mtime in after.items()
+        if before.get(name) != mtime and any(name[: -len(".json")] == e or name.startswith(f"{e}-") for e in expected)
+    )
+    results: dict[str, Figures] = {}
+    for name in written:
+        try:
+            results[name] = json.loads((results_dir / f"{name}.json").read_text())
+        except (OSError, ValueError) as exc:
+            error = error or f"{name}.json is not readable JSON: {exc}"
+    if error is None and code != 0:
+        error = f"exit code {code}"
+    if error is None and not results:
+        error = f"wrote no result file ({' or '.join(f'{e}.json' for e in expected)})"
+    outcome = Outcome(
+        script=f"bench/{script.name}",
+        status="failed" if error else "ok",
+        exit_code=code,
+        seconds=round(seconds, 1),
+        sizes=sizes_of(script, env, args),
+        args=list(args),
+        results=sorted(results),
+        error=error,
+        output_tail=list(tail) if error else [],
+    )
+    return outcome, results
+
+
+# ---- the machine -----------------------------------------------------------------------
+
+
+def _first_line(cmd: list[str]) -> str | None:
+    exe = shutil.which(cmd[0]) if "/" not in cmd[0] else cmd[0]
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run([exe, *cmd[1:]], capture_output=True, text=True, timeout=10, check=False)
+    except OSError:
+        return None
+    text = (out.stdout or out.stderr).strip()
+    return text.splitlines()[0] if text else None
+
+
+def _proc_field(path: str, key: str) -> str | None:
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None
+
+
+def _os_name() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return platform.platform()
+
+
+def _redis_version() -> str | None:
+    line = _first_line(["redis-server", "--version"])
+    m = re.search(r"v=(\S+)", line or "")
+    return m.group(1) if m else line
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def machine() -> dict[str, Any]:
+    postgres = None
+    try:
+        sys.path.insert(0, str(ROOT / "src"))
+        from platformdb import devdb
+
+        postgres = _first_line([str(devdb.find_bindir() / "postgres"), "--version"])
+    except Exception:  # the report still names the rest of the machine
+        postgres = _first_line(["postgres", "--version"])
+    mem = _proc_field("/proc/meminfo", "MemTotal")
+    return {
+        "cpu": _proc_field("/proc/cpuinfo", "model name") or platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "memory": f"{int(mem.split()[0]) / 1024 / 1024:.1f} GiB" if mem else None,
+        "os": _os_name(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "postgresql": postgres,
+        "redis": _redis_version(),
+        "psycopg": _version("psycopg"),
+        "procrastinate": _version("procrastinate"),
+        "redis_py": _version("redis"),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+# ---- the report ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """A target from the issues: `of` (ours, ratio, or a figure path) `op` `value`."""
+
+    label: str
+    of: str
+    op: str  # ">=" or "<="
+    value: float | Callable[[Figures], float]
+
+    def threshold(self, figures: Figures) -> float | None:
+        try:
+            return float(self.value(figures)) if callable(self.value) else float(self.value)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def met(self, figures: Figures, ours: float | None, ratio: float | None) -> bool | None:
+        got = ours if self.of == "ours" else ratio if self.of == "ratio" else lookup(figures, self.of)
+        limit = self.threshold(figures)
+        if got is None or limit is None:
+            return None
+        return got >= limit if self.op == ">=" else got <= limit
+
+
+@dataclass(frozen=True)
+class Row:
+    """One figure of ours beside its peer from the same run."""
+
+    measure: str
+    ours: str
+    unit: str
+    peer_label: str | None = None
+    peer: str | None = None
+    ratio: str | None = "ours/peer"  # or peer/ours (lower is better), or None
+    targets: tuple[Target, ...] = ()
+
+
+@dataclass(frozen=True)
+class Report:
+    title: str
+    issue: str
+    rows: tuple[Row, ...]
+
+
+REPORTS: dict[str, Report] = {
+    "observability": Report(
+        "Metrics ingest: batch paths vs single calls",
+        "issue 2",
+        (
+            Row(
+                "`record_metrics` (one jsonb array per 10,000)",
+                "batch_record_metrics_jsonb_per_s",
+                "metrics/s",
+                "single `record_metric` calls",
+                "single_record_metric_per_s",
+                targets=(Target("batch ≥ 20× single", "ratio", ">=", 20),),
+            ),
+            Row(
+                "`copy_metrics` (COPY, 10,000 per transaction)",
+                "batch_copy_per_s",
+                "metrics/s",
+                "single `record_metric` calls",
+                "single_record_metric_per_s",
+                targets=(
+                    Target("batch ≥ 20× single", "ratio", ">=", 20),
+                    Target("≥ 100,000 metrics/s", "ours", ">=", 100_000),
+                ),
+            ),
+        ),
+    ),
+    "whatsapp": Report(
+        "WhatsApp outbound: enqueue → claim → mark sent",
+        "issue 4",
+        (
+            Row(
+                "SQL functions, pipelined, 2 connections",
+                "sql_pipelined_concurrent.per_s",
+                "messages/s",
+                "plain INSERT/UPDATE statements, same shape",
+                "peer_plain_statements_pipelined_concurrent.per_s",
+                targets=(Target("SQL path ≥ 2,000 messages/s", "ours", ">=", 2000),),
+            ),
+            Row(
+                "SQL functions, pipelined, 1 connection (batch)",
+                "sql_pipelined.per_s",
+                "messages/s",
+                "one call per round trip (single)",
+                "sql_one_call_per_round_trip.per_s",
+            ),
+            Row(
+                "sender end to end (HTTP to a local Graph API)",
+                "sender_vs_local_graph_api.sent_per_s",
+                "messages/s",
+                "SQL path, one call per round trip",
+                "sql_one_call_per_round_trip.per_s",
+            ),
+        ),
+    ),
+    "payments": Report(
+        "Payments: `create_transaction` vs a plain INSERT (4 connections, pgbench)",
+        "issue 5",
+        (
+            Row(
+                "`create_transaction` (validation, global idempotency key, event)",
+                "create_transaction_per_s",
+                "transactions/s",
+                "plain INSERT into `transactions` (its triggers on)",
+                "plain_insert_per_s",
+                targets=(Target("≥ 0.5× the plain INSERT", "ratio", ">=", 0.5),),
+            ),
+            Row(
+                "`create_transaction`",
+                "create_transaction_per_s",
+                "transactions/s",
+                "plain INSERT, triggers off (bare partitioned table)",
+                "plain_insert_without_triggers_per_s",
+            ),
+            Row(
+                "`create_transaction` replayed (idempotent hit)",
+                "replay_per_s",
+                "calls/s",
+                "`create_transaction` with a new key",
+                "create_transaction_per_s",
+            ),
+        ),
+    ),
+    "flags": Report(
+        "Feature flags: local evaluation, SQL calls, propagation",
+        "issue 6",
+        (
+            Row(
+                "`FlagClient.is_enabled`, 50% rollout, one thread",
+                "local_evals_per_s",
+                "evaluations/s",
+                "`is_feature_enabled` over SQL, one call per round trip",
+                "sql_round_trips_per_s",
+                targets=(Target("≥ 500,000/s on one core", "ours", ">=", 500_000),),
+            ),
+            Row(
+                "`is_feature_enabled` as shipped (counted in memory), pgbench 4 connections",
+                "sql_shipped_per_s",
+                "calls/s",
+                "the same function without counting",
+                "sql_uncounted_per_s",
+            ),
+            Row(
+                "`is_feature_enabled` as shipped",
+                "sql_shipped_per_s",
+                "calls/s",
+                "the same function writing a row per call",
+                "sql_write_per_call_per_s",
+            ),
+            Row(
+                "flag update → running client applied it, p95",
+                "propagation_ms_p95",
+                "ms",
+                "p50",
+                "propagation_ms_p50",
+                ratio=None,
+                targets=(Target("p95 ≤ 200 ms", "ours", "<=", 200),),
+            ),
+        ),
+    ),
+    "events": Report(
+        "Event store: appends with an expected version vs a plain INSERT",
+        "issue 7",
+        (
+            Row(
+                "`append_event`, single writer, one per transaction",
+                "append_single_per_s",
+                "events/s",
+                "plain INSERT into an unpartitioned table, one per statement",
+                "plain_insert_single_per_s",
+                targets=(Target("≥ 5,000/s single writer", "ours", ">=", 5000),),
+            ),
+            Row(
+                "`append_events`, 100 per call",
+                "append_batched_per_s",
+                "events/s",
+                "plain INSERT … SELECT, 100 per statement",
+                "plain_insert_batched_per_s",
+                targets=(Target("≥ 20,000/s batched", "ours", ">=", 20_000),),
+            ),
+            Row(
+                "`append_event`, 4 writers at once",
+                "append_4_writers_per_s",
+                "events/s",
+                "`append_event`, single writer",
+                "append_single_per_s",
+            ),
+        ),
+    ),
+    "queue": Report(
+        "Message queue end to end vs Procrastinate, same PostgreSQL",
+        "issue 7",
+        (
+            Row(
+                "platformdb worker ×1 (enqueue in batches → claim → ack)",
+                "platformdb_per_s_1w",
+                "messages/s",
+                "Procrastinate worker ×1, same no-op work",
+                "procrastinate_per_s_1w",
+                targets=(
+                    Target("≥ 10,000 messages/s", "ours", ">=", 10_000),
+                    Target("≥ 10× Procrastinate", "ratio", ">=", 10),
+                ),
+            ),
+            Row(
+                "platformdb workers ×4",
+                "platformdb_per_s_4w",
+                "messages/s",
+                "Procrastinate workers ×4",
+                "procrastinate_per_s_4w",
+                targets=(
+                    Target("≥ 10,000 messages/s", "ours", ">=", 10_000),
+                    Target("≥ 10× Procrastinate", "ratio", ">=", 10),
+                ),
+            ),
+            Row(
+                "SIGKILL of a worker → message processed by another",
+                "sigkill_to_processed_s",
+                "s",
+                "the lease",
+                "lease_s",
+                ratio=None,
+                targets=(Target("≤ lease + 2 s", "ours", "<=", lambda f: float(f["lease_s"]) + 2),),
+            ),
+        ),
+    ),
+    "geo": Report(
+        "Nearest locations on 1,000,000 points: GiST index vs sequential scan",
+        "issue 8",
+        (
+            Row(
+                "`find_nearby_locations` p50, pickup points, from Python",
+                "service_pickup_indexed.p50_ms",
+                "ms",
+                "the same search with index scans off",
+                "service_pickup_seqscan.p50_ms",
+                ratio="peer/ours",
+                targets=(Target("index ≥ 100× faster", "ratio", ">=", 100),),
+            ),
+            Row(
+                "`find_nearby_locations` p95, pickup points",
+                "service_pickup_indexed.p95_ms",
+                "ms",
+                "the same search with index scans off",
+                "service_pickup_seqscan.p95_ms",
+                ratio="peer/ours",
+                targets=(Target("p95 ≤ 1 ms", "ours", "<=", 1.0),),
+            ),
+            Row(
+                "`find_nearby_locations` p95 as a signed-in user (RLS)",
+                "user_pickup_indexed.p95_ms",
+                "ms",
+                "as the service",
+                "service_pickup_indexed.p95_ms",
+                ratio="peer/ours",
+            ),
+        ),
+    ),
+    "cache": Report(
+        "Cache from one Python connection vs Redis (redis-py)",
+        "issue 8",
+        (
+            Row(
+                "`get_cache` (hit counting sampled, the default)",
+                "pg_get_sampled_per_s",
+                "gets/s",
+                "Redis GET",
+                "redis_get_per_s",
+                targets=(Target("≥ 0.5× Redis", "ratio", ">=", 0.5),),
+            ),
+            Row(
+                "`set_cache`",
+                "pg_set_per_s",
+                "sets/s",
+                "Redis SET with EX",
+                "redis_set_per_s",
+                targets=(Target("≥ 0.5× Redis", "ratio", ">=", 0.5),),
+            ),
+            Row(
+                "`get_cache`, counting sampled (cost: median paired loss)",
+                "pg_get_sampled_per_s",
+                "gets/s",
+                "counting off",
+                "pg_get_off_per_s",
+                targets=(Target("counting costs ≤ 10%", "hit_counting_cost_sampled", "<=", 0.10),),
+            ),
+            Row(
+                "`get_cache`, counting exact",
+                "pg_get_exact_per_s",
+                "gets/s",
+                "counting off",
+                "pg_get_off_per_s",
+            ),
+        ),
+    ),
+}
+
+
+def lookup(figures: Figures, path: str) -> float | None:
+    value: Any = figures
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) >= 100:
+            return f"{int(value):,}"
+        if abs(value) >= 100:
+            return f"{value:,.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        return f"{value:.3g}"
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(", ", ": "))
+    return str(value)
+
+
+def fmt_ratio(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}×"
+    return f"{value:.1f}×" if value >= 10 else f"{value:.2f}×"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def flatten(figures: Figures, prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in figures.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.extend(flatten(value, f"{path}."))
+        else:
+            out.append((path, value))
+    return out
+
+
+@dataclass(frozen=True)
+class Verdict:
+    bench: str
+    target: str
+    measured: str
+    met: bool | None
+
+
+def render_rows(report: Report, figures: Figures) -> tuple[list[str], list[Verdict]]:
+    lines = [
+        "| measure | platformdb | peer (same run) | peer | ratio | target | met |",
+        "|---|---:|---|---:|---:|---|---|",
+    ]
+    verdicts = []
+    for row in report.rows:
+        ours = lookup(figures, row.ours)
+        peer = lookup(figures, row.peer) if row.peer else None
+        ratio = None
+        if row.ratio and ours is not None and peer is not None:
+            num, den = (ours, peer) if row.ratio == "ours/peer" else (peer, ours)
+            ratio = num / den if den else None
+        ratio_text = "—" if ratio is None else fmt_ratio(ratio) + (" (peer ÷ ours)" if row.ratio == "peer/ours" else "")
+        targets, mets = [], []
+        for t in row.targets:
+            met = t.met(figures, ours, ratio)
+            targets.append(t.label)
+            mets.append({True: "met", False: "**not met**", None: "not measured"}[met])
+            if t.of == "ratio":
+                shown = ratio_text
+            elif t.of == "ours":
+                shown = f"{fmt(ours)} {row.unit}" if ours is not None else "—"
+            else:
+                shown = fmt(lookup(figures, t.of))
+            verdicts.append(Verdict(report.title, t.label, shown, met))
+        unit = f" {row.unit}" if ours is not None else ""
+        lines.append(
+            f"| {_md(row.measure)} | {fmt(ours)}{unit} | {_md(row.peer_label or '—')} | "
+            f"{fmt(peer)}{unit if peer is not None else ''} | {ratio_text} | {'<br>'.join(targets) or '—'} | "
+            f"{'<br>'.join(mets) or '—'} |"
+        )
+    return lines, verdicts
+
+
+def _docstring(script: str) -> str | None:
+    path = ROOT / script
+    try:
+        return ast.get_docstring(ast.parse(path.read_text()))
+    except (OSError, SyntaxError):
+        return None
+
+
+def render(latest: dict[str, Any]) -> str:
+    run = latest["run"]
+    m = run["machine"]
+    out = [
+        "# Benchmarks",
+        "",
+        "<!-- generated by bench/run_all.py from bench/results/latest.json: do not edit by hand -->",
+        "",
+        "Every figure below sits beside its peer measured **in the same run on the same machine**",
+        "(a plain INSERT, the unindexed scan, Procrastinate, Redis, single calls vs batches): the",
+        "ratio is the figure that carries over to other machines, the absolute numbers do not.",
+        "Targets come from the issues that asked for each capability.",
+        "",
+        f"Run: {run['started']} → {run['finished']} ({run['profile']} sizes"
+        + (", targets stated for the full sizes: indicative only" if run["profile"] != "full" else "")
+        + f"), {run['passed']} of {run['benches']} benches passed.",
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+    ]
+    labels = {
+        "cpu": "CPU",
+        "cpus": "cores",
+        "memory": "memory",
+        "os": "OS",
+        "kernel": "kernel",
+        "python": "Python",
+        "postgresql": "PostgreSQL",
+        "redis": "Redis",
+        "psycopg": "psycopg",
+        "procrastinate": "Procrastinate",
+        "redis_py": "redis-py",
+        "load_average_at_start": "load average at start (1, 5, 15 min)",
+        "load_average_at_end": "load average at end",
+    }
+    for key, label in labels.items():
+        value = m.get(key)
+        out.append(f"| {label} | {_md(', '.join(map(str, value)) if isinstance(value, list) else fmt(value))} |")
+    out += [
+        "",
+        "The machine is shared with other work (see the load average): each bench interleaves or",
+        "repeats its phases so both sides of a comparison see the same conditions.",
+        "",
+    ]
+
+    sections: list[str] = []
+    verdicts: list[Verdict] = []
+    failures = [b for b in latest["benches"] if b["status"] != "ok"]
+    for bench in latest["benches"]:
+        for name in bench["results"] or [None]:
+            result = latest["results"].get(name) if name else None
+            report = REPORTS.get(name) if name else None
+            title = report.title if report else (name or bench["script"])
+            sections += [f"## {title}", ""]
+            sizes = ", ".join(f"`{k}={v}`" for k, v in bench["sizes"].items()) or "none"
+            sections += [
+                f"`{bench['script']}`"
+                + (f" → `bench/results/{name}.json`" if name else "")
+                + f" · {bench['seconds']} s · sizes: {sizes}"
+                + (f" · target source: {report.issue}" if report else ""),
+                "",
+            ]
+            if bench["status"] != "ok":
+                sections += [f"**Failed in this run**: {_md(bench['error'] or 'unknown error')}.", ""]
+                if bench.get("output_tail"):
+                    sections += ["```text", *bench["output_tail"][-15:], "```", ""]
+                if result is None:
+                    continue
+            figures = result.get("figures", {}) if result else {}
+            if report:
+                lines, v = render_rows(report, figures)
+                sections += [*lines, ""]
+                verdicts += v
+            doc = _docstring(bench["script"])
+            sections += ["<details><summary>All figures of this run</summary>", ""]
+            sections += ["| figure | value |", "|---|---:|"]
+            sections += [f"| `{k}` | {_md(fmt(v))} |" for k, v in flatten(figures)]
+            sections += [""]
+            if doc:
+                sections += ["What the bench measures (its docstring):", "", "```text", doc, "```", ""]
+            sections += ["</details>", ""]
+
+    summary = [
+        "## Targets",
+        "",
+        "| bench | target | measured | met |",
+        "|---|---|---:|---|",
+    ]
+    summary += [
+        f"| {_md(v.bench)} | {_md(v.target)} | {_md(v.measured)} | "
+        f"{ {True: 'met', False: '**not met**', None: 'not measured'}[v.met] } |"
+        for v in verdicts
+    ]
+    if failures:
+        summary += ["", "Benches that failed in this run: " + ", ".join(f"`{b['script']}`" for b in failures) + "."]
+    summary.append("")
+
+    reproduce = [
+        "## Reproduce",
+        "",
+        "```sh",
+        "make bench                                  # every bench/*.py, then this page",
+        "BENCH_PROFILE=quick make bench              # smaller sizes (targets then indicative only)",
+        ".venv/bin/python bench/run_all.py --only queue_bench geo",
+        ".venv/bin/python bench/geo.py               # one bench; writes bench/results/geo.json",
+        ".venv/bin/python bench/run_all.py --report-only   # this page from bench/results/latest.json",
+        "```",
+        "",
+        "Each bench starts a throw-away PostgreSQL cluster from the machine's binaries (PostGIS,",
+        "pg_cron, pgbench), applies every migration and measures there; `BENCH_DATABASE_URL`",
+        "points it at an already migrated database instead. The cache bench needs Redis on",
+        "127.0.0.1:6379; the queue bench installs Procrastinate's schema in a second database of",
+        "the same cluster. Sizes: the `BENCH_*` variables listed per bench above (each bench's",
+        "docstring says what they change). `bench/results/latest.json` holds every figure of the",
+        "run, the sizes and this machine's description; the per-bench files beside it are not",
+        "kept in git.",
+        "",
+    ]
+    return "\n".join(out + summary + sections + reproduce).rstrip() + "\n"
+
+
+# ---- main ------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--quick", action="store_true", help="small sizes (also BENCH_PROFILE=quick)")
+    ap.add_argument("--only", nargs="+", metavar="NAME", help="run only these benches (script names)")
+    ap.add_argument("--report-only", action="store_true", help="regenerate the page from latest.json")
+    ap.add_argument("--bench-dir", type=Path, default=BENCH_DIR, help=argparse.SUPPRESS)
+    ap.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help=argparse.SUPPRESS)
+    ap.add_argument("--doc", type=Path, default=DOC, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    latest_path = args.results_dir / LATEST
+
+    if args.report_only:
+        latest = json.loads(latest_path.read_text())
+        args.doc.write_text(render(latest))
+        print(f"wrote {args.doc}")
+        return 0
+
+    quick = args.quick or os.environ.get("BENCH_PROFILE") == "quick"
+    scripts = bench_scripts(args.bench_dir)
+    if args.only:
+        unknown = sorted(set(args.only) - {s.stem for s in scripts})
+        if unknown:
+            print(f"no such bench: {', '.join(unknown)} (have: {', '.join(s.stem for s in scripts)})", file=sys.stderr)
+            return 2
+        scripts = [s for s in scripts if s.stem in args.only]
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if quick:
+        env = {**QUICK_ENV, **env}  # a variable set by the caller wins
+    run: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "profile": "quick" if quick else "full",
+        "command": " ".join(["bench/run_all.py", *(argv if argv is not None else sys.argv[1:])]),
+        "machine": machine(),
+    }
+    outcomes: list[Outcome] = []
+    results: dict[str, Figures] = {}
+    for i, script in enumerate(scripts, 1):
+        bench_args = QUICK_ARGS.get(script.stem, []) if quick else []
+        print(f"[{i}/{len(scripts)}] bench/{script.name} {' '.join(bench_args)}".rstrip(), flush=True)
+        outcome, written = run_script(script, env, bench_args, args.results_dir)
+        outcomes.append(outcome)
+        results.update(written)
+        state = "ok" if outcome.status == "ok" else f"FAILED: {outcome.error}"
+        print(f"[{i}/{len(scripts)}] bench/{script.name}: {state} ({outcome.seconds} s)", flush=True)
+
+    run["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    run["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    run["benches"] = len(outcomes)
+    run["passed"] = sum(o.status == "ok" for o in outcomes)
+    latest = {
+        "run": run,
+        "benches": [o.__dict__ for o in outcomes],
+        "results": results,
+    }
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    latest_path.write_text(json.dumps(latest, indent=2) + "\n")
+    args.doc.parent.mkdir(parents=True, exist_ok=True)
+    args.doc.write_text(render(latest))
+    print(f"wrote {latest_path} and {args.doc}")
+
+    failed = [o for o in outcomes if o.status != "ok"]
+    if failed:
+        print(f"{len(failed)} of {len(outcomes)} benches failed:", file=sys.stderr)
+        for o in failed:
+            print(f"  {o.script}: {o.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
