@@ -277,6 +277,7 @@ class Target:
     of: str
     op: str  # ">=" or "<="
     value: float | Callable[[Figures], float]
+    percent: bool = False  # a share, shown as a percentage
 
     def threshold(self, figures: Figures) -> float | None:
         try:
@@ -555,7 +556,7 @@ REPORTS: dict[str, Report] = {
                 "gets/s",
                 "counting off",
                 "pg_get_off_per_s",
-                targets=(Target("counting costs ≤ 10%", "hit_counting_cost_sampled", "<=", 0.10),),
+                targets=(Target("counting costs ≤ 10%", "hit_counting_cost_sampled", "<=", 0.10, percent=True),),
             ),
             Row(
                 "`get_cache`, counting exact",
@@ -653,7 +654,8 @@ def render_rows(report: Report, figures: Figures) -> tuple[list[str], list[Verdi
             elif t.of == "ours":
                 shown = f"{fmt(ours)} {row.unit}" if ours is not None else "—"
             else:
-                shown = fmt(lookup(figures, t.of))
+                got = lookup(figures, t.of)
+                shown = f"{got * 100:.1f}%" if t.percent and got is not None else fmt(got)
             verdicts.append(Verdict(report.title, t.label, shown, met))
         unit = f" {row.unit}" if ours is not None else ""
         lines.append(

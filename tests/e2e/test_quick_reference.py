@@ -251,11 +251,11 @@ class _Calls(Visitor):  # type: ignore[misc]
         self.calls: list[SqlCall] = []
 
     def visit_FuncCall(self, parent: Any, node: ast.FuncCall) -> None:  # noqa: N802 (pglast's naming)
-        names = [n.sval for n in node.funcname]
+        names = [n.sval for n in node.funcname or ()]
         if len(names) != 2 or names[0] != "public":
             return
         args = node.args or ()
-        named = frozenset(a.name for a in args if isinstance(a, ast.NamedArgExpr))
+        named = frozenset(str(a.name) for a in args if isinstance(a, ast.NamedArgExpr))
         self.calls.append(SqlCall(names[1], named, len(args) - len(named)))
 
 

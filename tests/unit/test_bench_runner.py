@@ -163,6 +163,13 @@ def test_a_missing_figure_is_not_measured_rather_than_met() -> None:
     assert line.endswith("| ≥ 0.5× Redis | not measured |")
 
 
+def test_a_target_on_another_figure_is_judged_on_that_figure() -> None:
+    figures = {"pg_get_sampled_per_s": 9000, "pg_get_off_per_s": 9500, "hit_counting_cost_sampled": 0.12}
+    text = run_all.render(_latest({"cache": figures}))
+    assert _line(text, "`get_cache`, counting sampled (cost: median paired loss)").endswith("| **not met** |")
+    assert "| counting costs ≤ 10% | 12.0% | **not met** |" in text
+
+
 def test_report_only_rewrites_the_page_from_latest(tmp_path: Path) -> None:
     results = tmp_path / "results"
     results.mkdir()
