@@ -19,6 +19,7 @@ MODULES: list[str] = [
     "platformdb.whatsapp_cloud.cli",
     "platformdb.docs",
     "platformdb.maintain",
+    "platformdb.dashboard.cli",
 ]
 
 

@@ -77,7 +77,13 @@ def run(conn: psycopg.Connection[Any], scale: int, rng: random.Random, tick: Cal
 
     # play the sender for most of the queue; leave the rest pending
     counts = {"sent": 0, "delivered": 0, "read": 0, "failed": 0}
-    batch = wa.claim_messages(conn, limit=max(1, int(queued * 0.85)), lease_seconds=60, worker_id="demo")
+    batch: list[wa.OutboundMessage] = []
+    want = max(1, int(queued * 0.85))
+    while len(batch) < want:  # a claim takes at most 1000 messages
+        got = wa.claim_messages(conn, limit=min(1000, want - len(batch)), lease_seconds=60, worker_id="demo")
+        if not got:
+            break
+        batch += got
     for msg in batch:
         if rng.random() < 0.03:
             wa.mark_failed(conn, msg.id, "HTTP 400 code 131026: Message undeliverable", retryable=False)
