@@ -63,16 +63,23 @@ def _order(rng: random.Random) -> list[ev.NewEvent]:
 
 def run(conn: psycopg.Connection[Any], scale: int, rng: random.Random, tick: Callable[..., None]) -> dict[str, int]:
     streams = events = 0
+    run_id = uuid.uuid4().hex[:8]  # new streams each time the demo runs (expected_version=0)
     for i in range(40 * scale):
         rider = uuid.UUID(int=rng.getrandbits(128), version=4)
         trip = _trip(rng, rider)
         ev.append_events(
-            conn, "trip", f"trip-{i:05d}", trip, expected_version=0, user_id=rider, correlation_id=f"demo-trip-{i}"
+            conn,
+            "trip",
+            f"trip-{run_id}-{i:05d}",
+            trip,
+            expected_version=0,
+            user_id=rider,
+            correlation_id=f"demo-trip-{run_id}-{i}",
         )
         streams, events = streams + 1, events + len(trip)
     for i in range(20 * scale):
         order = _order(rng)
-        ev.append_events(conn, "order", f"order-{i:05d}", order, expected_version=0)
+        ev.append_events(conn, "order", f"order-{run_id}-{i:05d}", order, expected_version=0)
         streams, events = streams + 1, events + len(order)
     tick(events)
 

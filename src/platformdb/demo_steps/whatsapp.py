@@ -9,6 +9,7 @@ them, a few permanent failures, and some messages left pending for the dashboard
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,6 +38,7 @@ REPLIES = (
 
 def run(conn: psycopg.Connection[Any], scale: int, rng: random.Random, tick: Callable[..., None]) -> dict[str, int]:
     now = datetime.now(UTC)
+    run_id = uuid.uuid4().hex[:8]  # wa message ids stay unique when the demo runs again
     users = 60 * scale
     phones = [f"+250{rng.choice(PREFIXES)}{rng.randrange(10**7):07d}" for _ in range(users)]
     phones = list(dict.fromkeys(phones))
@@ -44,7 +46,7 @@ def run(conn: psycopg.Connection[Any], scale: int, rng: random.Random, tick: Cal
     for i, phone in enumerate(phones):
         for _ in range(rng.randint(1, 4)):
             sent = now - timedelta(minutes=rng.randint(0, 23 * 60))
-            wa_id = f"wamid.demo-in-{rng.getrandbits(64):016x}"
+            wa_id = f"wamid.demo-{run_id}-in-{rng.getrandbits(64):016x}"
             payload = {
                 "from": phone[1:],
                 "id": wa_id,
@@ -89,7 +91,7 @@ def run(conn: psycopg.Connection[Any], scale: int, rng: random.Random, tick: Cal
             wa.mark_failed(conn, msg.id, "HTTP 400 code 131026: Message undeliverable", retryable=False)
             counts["failed"] += 1
             continue
-        wa_id = f"wamid.demo-out-{rng.getrandbits(64):016x}"
+        wa_id = f"wamid.demo-{run_id}-out-{rng.getrandbits(64):016x}"
         wa.mark_sent(conn, msg.id, wa_id)
         counts["sent"] += 1
         if rng.random() < 0.9:
