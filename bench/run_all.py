@@ -625,6 +625,7 @@ def flatten(figures: Figures, prefix: str = "") -> list[tuple[str, Any]]:
 @dataclass(frozen=True)
 class Verdict:
     bench: str
+    measure: str
     target: str
     measured: str
     met: bool | None
@@ -656,7 +657,7 @@ def render_rows(report: Report, figures: Figures) -> tuple[list[str], list[Verdi
             else:
                 got = lookup(figures, t.of)
                 shown = f"{got * 100:.1f}%" if t.percent and got is not None else fmt(got)
-            verdicts.append(Verdict(report.title, t.label, shown, met))
+            verdicts.append(Verdict(report.title, row.measure, t.label, shown, met))
         unit = f" {row.unit}" if ours is not None else ""
         lines.append(
             f"| {_md(row.measure)} | {fmt(ours)}{unit} | {_md(row.peer_label or '—')} | "
@@ -761,11 +762,11 @@ def render(latest: dict[str, Any]) -> str:
     summary = [
         "## Targets",
         "",
-        "| bench | target | measured | met |",
-        "|---|---|---:|---|",
+        "| bench | measure | target | measured | met |",
+        "|---|---|---|---:|---|",
     ]
     summary += [
-        f"| {_md(v.bench)} | {_md(v.target)} | {_md(v.measured)} | "
+        f"| {_md(v.bench)} | {_md(v.measure)} | {_md(v.target)} | {_md(v.measured)} | "
         f"{ {True: 'met', False: '**not met**', None: 'not measured'}[v.met] } |"
         for v in verdicts
     ]

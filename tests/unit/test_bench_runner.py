@@ -168,6 +168,7 @@ def test_a_target_on_another_figure_is_judged_on_that_figure() -> None:
     text = run_all.render(_latest({"cache": figures}))
     assert _line(text, "`get_cache`, counting sampled (cost: median paired loss)").endswith("| **not met** |")
     assert "| counting costs ≤ 10% | 12.0% | **not met** |" in text
+    assert "| `get_cache`, counting sampled (cost: median paired loss) | counting costs ≤ 10% |" in text
 
 
 def test_report_only_rewrites_the_page_from_latest(tmp_path: Path) -> None:
