@@ -465,3 +465,37 @@ def test_the_sdk_works_through_a_kept_cursor_too(
     assert cache.flush_stats(cur) == 2
     assert cache.invalidate_by_tag(cur, "t") == 1
     assert cache.delete_cache(cur, "computed") is True
+
+
+@pytest.mark.parametrize(
+    ("stmt", "state", "message"),
+    [
+        ("select record_cache_lookup('cache', 'Bad Type', true)", "22023", "p_cache_type must be"),
+        ("select record_cache_lookup('(invalid)', 'x', true)", "22023", "p_namespace must be cache or route"),
+        ("select record_cache_lookup('cache', 'x', null)", "22004", "p_hit must not be null"),
+        ("select cache_stats_housekeeping('(invalid)', 1, 1)", "22023", "p_var must name a lookup count"),
+        ("select cache_stats_housekeeping('platformdb_stats.cache_h_x', 1, 0)", "22023", "p_step must be"),
+    ],
+)
+def test_the_counting_functions_refuse_names_that_are_not_counts(
+    connect: Callable[..., psycopg.Connection[Any]], stmt: str, state: str, message: str
+) -> None:
+    c = service(connect)
+    with raises_sqlstate(state, message):
+        c.execute(stmt)
+    assert c.execute("select current_setting('platformdb_stats.keys', true)").fetchone() in [(None,), ("",)]
+
+
+def test_a_flush_skips_setting_names_it_did_not_write(
+    connect: Callable[..., psycopg.Connection[Any]],
+) -> None:
+    c = service(connect)
+    cache.get_cache(c, "absent", cache_type="real")
+    # anyone may change their own session's settings: a foreign name must not break flushes
+    c.execute(
+        "select set_config('platformdb_stats.keys',"
+        " current_setting('platformdb_stats.keys') || ',(invalid),search_path', false)"
+    )
+    assert cache.flush_stats(c) == 1
+    assert c.execute("select cache_type, misses from cache_counters").fetchall() == [("real", 1)]
+    assert cache.flush_stats(c) == 0

@@ -656,3 +656,15 @@ def test_the_migration_stops_when_one_of_its_names_is_taken(new_db_url: str, tmp
     assert not _has_postgis(new_db_url)
     with psycopg.connect(new_db_url) as c:
         assert c.execute("select to_regclass('public.locations')").fetchone() == (None,)
+
+
+def test_decode_polyline_is_linear_and_bounded(conn: psycopg.Connection[Any]) -> None:
+    # 99,998 characters: 49,999 points (each '?' is a zero delta)
+    row = conn.execute("select st_npoints(decode_polyline(repeat('?', 99998)))").fetchone()
+    assert row == (49999,)
+    with raises_sqlstate("22023", "p_encoded is too long: 100001 characters"):
+        conn.execute("select decode_polyline(repeat('?', 100001))")
+    with raises_sqlstate("22023", "character outside"):
+        conn.execute("select decode_polyline(repeat('\\', 10) || 'é')")
+    with raises_sqlstate("22023", "p_precision must be between 1 and 10"):
+        conn.execute("select decode_polyline('??', 11)")

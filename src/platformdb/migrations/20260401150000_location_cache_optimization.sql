@@ -2,8 +2,8 @@
 -- Saved places and public pickup points searched by distance (PostGIS geography, GiST, KNN),
 -- routes bought from a routing API reused when both endpoints are within 100 m, and a
 -- key/value cache with TTL and tags whose hit rate is counted without a write per read.
--- Sections: guard → extension → tables → indexes → functions → views → RLS and grants →
--- comments.
+-- Sections: guard → extension → the function a generated column needs → tables → indexes →
+-- functions → views → RLS and grants → comments.
 --
 -- Where PostGIS lives: on plain PostgreSQL this file installs it in public; on Supabase it
 -- may already live in (or is installed into) the schema `extensions`. Every PostGIS name is
@@ -63,56 +63,69 @@ parallel safe
 set search_path = pg_catalog, public, extensions, pg_temp
 as $$
 declare
-    v_len integer := char_length(p_encoded);
-    v_pos integer := 1;
+    v_bytes bytea;
+    v_len integer;
+    v_pos integer := 0;
     v_factor double precision;
-    v_values bigint[] := '{}';
     v_result bigint;
     v_shift integer;
     v_byte integer;
+    v_delta bigint;
+    v_is_lat boolean := true;
     v_lat bigint := 0;
     v_lng bigint := 0;
+    v_count integer := 0;
     v_points geometry[] := '{}';
 begin
     if p_precision not between 1 and 10 then
         raise exception 'p_precision must be between 1 and 10, got %', p_precision
             using errcode = '22023';
     end if;
+    if char_length(p_encoded) > 100000 then
+        raise exception 'p_encoded is too long: % characters (at most 100000)', char_length(p_encoded)
+            using errcode = '22023';
+    end if;
+    if p_encoded !~ '^[?-~]*$' then
+        raise exception 'p_encoded has a character outside ? to ~: not an encoded polyline'
+            using errcode = '22023';
+    end if;
+    -- ASCII only from here: one byte per character, each read in constant time, so decoding
+    -- is linear in the length (the points go into an array grown in place)
+    v_bytes := convert_to(p_encoded, 'UTF8');
+    v_len := length(v_bytes);
     v_factor := power(10::double precision, p_precision);
-    while v_pos <= v_len loop
+    while v_pos < v_len loop
         v_result := 0;
         v_shift := 0;
         loop
-            if v_pos > v_len then
+            if v_pos >= v_len then
                 raise exception 'encoded polyline ends in the middle of a value'
                     using errcode = '22023';
             end if;
-            v_byte := ascii(substr(p_encoded, v_pos, 1)) - 63;
-            if v_byte < 0 or v_byte > 63 then
-                raise exception 'encoded polyline has a character outside ? to ~ at position %', v_pos
-                    using errcode = '22023';
-            end if;
             if v_shift > 55 then
-                raise exception 'encoded polyline has a value too long at position %', v_pos
+                raise exception 'encoded polyline has a value too long at position %', v_pos + 1
                     using errcode = '22023';
             end if;
+            v_byte := get_byte(v_bytes, v_pos) - 63;
             v_result := v_result | ((v_byte & 31)::bigint << v_shift);
             v_shift := v_shift + 5;
             v_pos := v_pos + 1;
             exit when v_byte < 32;
         end loop;
-        v_values := v_values || (case when v_result & 1 = 1 then ~(v_result >> 1)
-                                      else v_result >> 1 end);
+        v_delta := case when v_result & 1 = 1 then ~(v_result >> 1) else v_result >> 1 end;
+        if v_is_lat then
+            v_lat := v_lat + v_delta;
+        else
+            v_lng := v_lng + v_delta;
+            v_count := v_count + 1;
+            v_points[v_count] := st_makepoint(v_lng / v_factor, v_lat / v_factor);
+        end if;
+        v_is_lat := not v_is_lat;
     end loop;
-    if cardinality(v_values) % 2 <> 0 then
+    if not v_is_lat then
         raise exception 'encoded polyline has a latitude without its longitude'
             using errcode = '22023';
     end if;
-    for i in 1 .. cardinality(v_values) / 2 loop
-        v_lat := v_lat + v_values[2 * i - 1];
-        v_lng := v_lng + v_values[2 * i];
-        v_points := v_points || st_makepoint(v_lng / v_factor, v_lat / v_factor);
-    end loop;
     return st_setsrid(st_makeline(v_points), 4326);
 end
 $$;
@@ -587,6 +600,15 @@ declare
         nullif(pg_catalog.current_setting('platformdb_stats.flushed_at', true), '')::double precision;
     v_void text;
 begin
+    if p_var is null
+       or p_var !~ '^platformdb_stats\.(cache|route)_[hm]_[a-z][a-z0-9_]{0,47}$' then
+        raise exception 'p_var must name a lookup count (platformdb_stats.<cache|route>_<h|m>_<type>)'
+            using errcode = '22023';
+    end if;
+    if p_step is null or p_step < 1 or p_step > 1000 or p_count is null or p_count < p_step then
+        raise exception 'p_step must be between 1 and 1000, and p_count at least p_step'
+            using errcode = '22023';
+    end if;
     if p_count = p_step then
         -- the first count of this name since the last flush: remember it for the flush
         v_void := pg_catalog.set_config('platformdb_stats.keys', pg_catalog.concat_ws(',',
@@ -623,6 +645,18 @@ declare
     v_step integer;
     v_n bigint;
 begin
+    -- the names become part of a setting's name: anything else would fail there, or poison
+    -- this session's next flush
+    if p_namespace is null or p_namespace not in ('cache', 'route') then
+        raise exception 'p_namespace must be cache or route, got %', p_namespace using errcode = '22023';
+    end if;
+    if p_cache_type is null or p_cache_type !~ '^[a-z][a-z0-9_]{0,47}$' then
+        raise exception 'p_cache_type must be a lower-case name (letters, digits, _; at most 48), got %',
+            p_cache_type using errcode = '22023';
+    end if;
+    if p_hit is null then
+        raise exception 'p_hit must not be null' using errcode = '22004';
+    end if;
     if v_mode = 'exact' or (v_mode is distinct from 'off' and pg_catalog.random() < 0.0625) then
         v_var := 'platformdb_stats.' || p_namespace || case when p_hit then '_h_' else '_m_' end
                  || p_cache_type;
@@ -659,9 +693,12 @@ declare
 begin
     if coalesce(v_keys, '') <> '' then
         foreach v_var in array pg_catalog.string_to_array(v_keys, ',') loop
+            -- only names the counting writes: any other is not ours to read or reset (and
+            -- one that is not a valid setting name would fail every later flush)
+            v_parts := pg_catalog.regexp_match(v_var, '^platformdb_stats\.(cache|route)_(h|m)_([a-z][a-z0-9_]{0,47})$');
+            continue when v_parts is null;
             v_n := nullif(pg_catalog.current_setting(v_var, true), '')::bigint;
-            v_parts := pg_catalog.regexp_match(v_var, '^platformdb_stats\.(cache|route)_(h|m)_(.+)$');
-            if v_n > 0 and v_parts is not null then
+            if v_n > 0 then
                 insert into public.cache_counters as c
                     (bucket, namespace, cache_type, backend_pid, hits, misses, flushed_at)
                 values (v_bucket, v_parts[1], v_parts[3], pg_catalog.pg_backend_pid(),
