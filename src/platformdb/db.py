@@ -21,7 +21,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from platformdb.errors import DatabaseUnavailable
+from platformdb.errors import DatabaseUnavailable, PlatformDBError
 
 ROLES = ("anon", "authenticated", "service_role")
 
@@ -83,6 +83,12 @@ def acting_as(
     with conn.transaction():
         set_role(conn, role, claims_for(role, user_id, **claims))
         yield conn
+        if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+            # an error was caught inside the block: committing would silently roll back
+            raise PlatformDBError(
+                f"a statement failed inside acting_as({role!r}) and its error was caught there;"
+                " the whole transaction is rolled back (catch errors outside the block)"
+            )
 
 
 def as_user(conn: psycopg.Connection[Any], user_id: UUID | str, **claims: Any):  # type: ignore[no-untyped-def]

@@ -277,3 +277,20 @@ def test_generic_audit_trigger_records_changes_of_an_opted_in_table(
         with raises_sqlstate("42501"):
             with db.acting_as(conn, role, user_a):
                 conn.execute("select enable_audit('public.listings')")
+
+
+def test_sdk_records_float_values(conn: psycopg.Connection[Any]) -> None:
+    with db.as_service(conn):
+        mid = obs.record_metric(conn, "svc", "latency", "req", 182.5, "ms")
+    assert conn.execute("select value from system_metrics where id = %s", (mid,)).fetchone() == (182.5,)
+
+
+def test_an_error_swallowed_inside_acting_as_is_not_a_silent_rollback(conn: psycopg.Connection[Any]) -> None:
+    with pytest.raises(errors.PlatformDBError, match="rolled back"):
+        with db.as_service(conn):
+            obs.record_metric(conn, "svc", "gauge", "kept?", 1)
+            try:
+                obs.record_metric(conn, "svc", "nope", "bad", 1)
+            except errors.InvalidInput:
+                pass
+    assert count(conn, "system_metrics") == 0

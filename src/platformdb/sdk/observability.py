@@ -19,7 +19,7 @@ ACTOR_TYPES = ("user", "service", "system", "admin")
 RECORD_METRIC = """
 select public.record_metric(
     p_service_name => %(service_name)s, p_metric_type => %(metric_type)s,
-    p_metric_name => %(metric_name)s, p_value => %(value)s, p_unit => %(unit)s,
+    p_metric_name => %(metric_name)s, p_value => %(value)s::numeric, p_unit => %(unit)s,
     p_tags => %(tags)s::jsonb, p_recorded_at => %(recorded_at)s)
 """
 RECORD_METRICS = "select public.record_metrics(p_metrics => %s::jsonb)"
