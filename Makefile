@@ -18,12 +18,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
+# fills the embedded database, then serves the dashboard (with a trickle of live activity)
+# and a worker draining the demo's queues until Ctrl-C
 demo: setup
 	$(PDB) dev up
 	$(PDB) demo
 	@echo
 	@echo "Embedded database: $$($(PDB) dev url)"
 	@echo "  psql \"$$($(PDB) dev url)\""
+	@echo "Worker log: $${PLATFORMDB_HOME:-.platformdb}/demo-worker.log   (Ctrl-C stops the dashboard and the worker)"
+	@mkdir -p "$${PLATFORMDB_HOME:-.platformdb}"; \
+	$(PDB) worker --app platformdb.dashboard.demo_worker --grace 5 \
+	    > "$${PLATFORMDB_HOME:-.platformdb}/demo-worker.log" 2>&1 & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
+	$(PDB) dashboard --host 127.0.0.1 --port 8050 --demo-traffic
 
 # the migrations must pass the ground rules before anything else runs (CI refuses them otherwise)
 test: setup

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages platformdb needs for the machine's PostgreSQL major version
-# (server, PostGIS, pg_cron), only those missing. Idempotent. Uses sudo when not root.
+# (server, PostGIS, pg_cron) and chromium for the dashboard's browser test, only those
+# missing. Idempotent. Uses sudo when not root.
 set -euo pipefail
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -18,6 +19,8 @@ detect_major() {
 
 major=$(detect_major)
 want=("postgresql-$major" "postgresql-contrib" "postgresql-$major-postgis-3" "postgresql-$major-cron" "postgresql-client-$major")
+# the dashboard's browser test drives Debian's chromium (headless) through Playwright
+want+=("chromium")
 missing=()
 for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -26,7 +29,7 @@ done
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=("python3-venv")
 
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "setup-system: PostgreSQL $major with PostGIS and pg_cron already installed"
+    echo "setup-system: PostgreSQL $major with PostGIS and pg_cron, and chromium, already installed"
     exit 0
 fi
 echo "setup-system: installing ${missing[*]}"

@@ -285,6 +285,7 @@ def test_redrive_needs_confirmation_and_its_form_token_and_leaves_an_audit_entry
         assert c.post("/queues/redrive", data={**form, "csrf": "0" * 64}).status_code == 403
         assert c.post("/queues/redrive", data={**form, "confirm": ""}).status_code == 400
         assert c.post("/queues/redrive", data=form, headers={"Origin": "http://evil.example"}).status_code == 403
+        assert c.post("/queues/redrive", data=form, headers={"Origin": "null"}).status_code == 403
         assert c.post("/queues/redrive", data={**form, "kind": "table"}).status_code == 400
         with psycopg.connect(small_demo_url) as admin:
             assert (

@@ -129,7 +129,9 @@ def guard_middleware(settings: Settings) -> Middleware:
         response = await call_next(request)
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        # same-origin (not no-referrer): with no-referrer a browser sends "Origin: null" on our own
+        # form posts, which the redrive check must refuse
+        response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
         return response
 
@@ -199,6 +201,11 @@ def overview(request: Request) -> Response:
         coverage = q.partition_coverage(conn)
         recent = q.metric_series(conn, timedelta(minutes=15))
         daily = q.metric_series(conn, day.span)
+        latency = [
+            (r, q.metric_timeseries(conn, r["service_name"], r["metric_name"], day))
+            for r in daily
+            if r["metric_type"] == "latency"
+        ][:8]
     s = q.SOURCES
     areas = [
         health.services(services, s["services"]),
@@ -212,7 +219,19 @@ def overview(request: Request) -> Response:
         health.metrics(recent, daily, s["metric_series"]),
     ]
     chart = _payment_count_chart(volume, hourly)
-    return _render(request, "overview.html", "/", areas=areas, payments_chart=chart)
+    buckets = bucket_range(day.span, day.bucket)
+    lines = []
+    for r, points in latency:
+        by = {p["bucket"]: p["p95"] for p in points}
+        lines.append(charts.Series(f"{r['service_name']} {r['metric_name']}", [(b, by.get(b)) for b in buckets]))
+    latency_chart = charts.line_chart(
+        lines,
+        label="p95 latency per service, last 24 hours",
+        x_start=buckets[0],
+        x_end=buckets[-1] + day.bucket,
+        unit="ms",
+    )
+    return _render(request, "overview.html", "/", areas=areas, payments_chart=chart, latency_chart=latency_chart)
 
 
 def services_page(request: Request) -> Response:
@@ -458,6 +477,8 @@ def series_page(request: Request) -> Response:
                     x_start=buckets[0],
                     x_end=x_end,
                     unit=f" {r['unit']}" if r["unit"] else "",
+                    width=640,
+                    height=240,
                 ),
             )
         )

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from markupsafe import Markup, escape
 
-PAD_L, PAD_R, PAD_T, PAD_B = 56, 12, 14, 26
+PAD_L, PAD_R, PAD_T, PAD_B = 56, 12, 22, 26
 
 
 @dataclass
@@ -36,15 +36,28 @@ def _nice_max(v: float) -> float:
 
 def fmt_number(v: float) -> str:
     a = abs(v)
-    if a >= 1e9:
-        return f"{v / 1e9:.1f}G"
-    if a >= 1e6:
-        return f"{v / 1e6:.1f}M"
-    if a >= 1e4:
-        return f"{v / 1e3:.0f}k"
+    for threshold, div, suffix in ((1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
+        if a >= threshold:
+            return f"{v / div:.1f}".rstrip("0").rstrip(".") + suffix
     if a >= 100 or v == int(v):
         return f"{v:.0f}"
     return f"{v:.2f}".rstrip("0").rstrip(".")
+
+
+TICK_STEPS = [60 * m for m in (1, 2, 5, 10, 15, 30)] + [3600 * h for h in (1, 2, 3, 6, 12)] + [86400, 2 * 86400]
+
+
+def time_ticks(x0: datetime, x1: datetime, most: int = 7) -> list[datetime]:
+    """Round times (UTC multiples of 1 min … 2 days) inside [x0, x1], at most `most` of them."""
+    span = (x1 - x0).total_seconds()
+    step = next((st for st in TICK_STEPS if span / st <= most), TICK_STEPS[-1])
+    first = math.ceil(x0.timestamp() / step) * step
+    out = []
+    t = first
+    while t <= x1.timestamp():
+        out.append(datetime.fromtimestamp(t, tz=x0.tzinfo))
+        t += step
+    return out
 
 
 def _fmt_time(t: datetime, span_seconds: float) -> str:
@@ -59,17 +72,19 @@ def _frame(width: int, height: int, y_max: float, unit: str, x0: datetime, x1: d
         y = PAD_T + plot_h - plot_h * i / 4
         out.append(f'<line class="grid" x1="{PAD_L}" y1="{y:.1f}" x2="{width - PAD_R}" y2="{y:.1f}"/>')
         out.append(
-            f'<text class="tick" x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{escape(fmt_number(v))}{escape(unit) if i == 4 else ''}</text>"
+            f'<text class="tick" x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(fmt_number(v))}</text>'
+        )
+    if unit.strip():
+        out.append(
+            f'<text class="tick unit" x="{PAD_L - 6}" y="{PAD_T - 10}" text-anchor="end">{escape(unit.strip())}</text>'
         )
     span = max((x1 - x0).total_seconds(), 1.0)
-    for i in range(5):
-        t = x0 + (x1 - x0) * (i / 4)
-        x = PAD_L + (width - PAD_L - PAD_R) * i / 4
-        anchor = "start" if i == 0 else ("end" if i == 4 else "middle")
+    plot_w = width - PAD_L - PAD_R
+    for t in time_ticks(x0, x1):
+        x = PAD_L + plot_w * (t - x0).total_seconds() / span
+        out.append(f'<line class="grid" x1="{x:.1f}" y1="{PAD_T}" x2="{x:.1f}" y2="{height - PAD_B}"/>')
         out.append(
-            f'<text class="tick" x="{x:.1f}" y="{height - 8}" text-anchor="{anchor}">'
-            f"{escape(_fmt_time(t, span))}</text>"
+            f'<text class="tick" x="{x:.1f}" y="{height - 8}" text-anchor="middle">{escape(_fmt_time(t, span))}</text>'
         )
     return out
 
@@ -96,8 +111,8 @@ def line_chart(
     x_start: datetime,
     x_end: datetime,
     unit: str = "",
-    width: int = 640,
-    height: int = 220,
+    width: int = 960,
+    height: int = 240,
     y_max: float | None = None,
 ) -> Markup:
     values = [v for s in series for _, v in s.points if v is not None]
@@ -148,8 +163,8 @@ def stacked_bars(
     label: str,
     bucket_seconds: float,
     unit: str = "",
-    width: int = 640,
-    height: int = 220,
+    width: int = 960,
+    height: int = 240,
     css: dict[str, str] | None = None,
 ) -> Markup:
     totals = [sum(vals[i] for vals in stacks.values()) for i in range(len(buckets))]
@@ -191,7 +206,7 @@ def hbars(
     *,
     label: str,
     unit: str = "",
-    width: int = 640,
+    width: int = 960,
     max_value: float | None = None,
     css: str = "c0",
 ) -> Markup:
@@ -216,7 +231,7 @@ def hbars(
     return Markup("".join(parts))  # noqa: S704 - parts escape every text
 
 
-def funnel(steps: Sequence[tuple[str, int]], *, label: str, width: int = 640) -> Markup:
+def funnel(steps: Sequence[tuple[str, int]], *, label: str, width: int = 960) -> Markup:
     """Steps as centred bars whose width is their share of the first step."""
     if not steps or not steps[0][1]:
         return _empty(width, 60, label, "nothing sent in this window")

@@ -609,16 +609,17 @@ begin
     if v_schema is null then
         return;
     end if;
-    -- the 2000 statements of this database with the most execution time, attributed to
-    -- each of the platform's functions and views they name (strpos first: cheap)
+    -- the 1000 queries of this database with the most execution time, attributed to each
+    -- of the platform's functions and views they name (strpos first: cheap)
     return query execute pg_catalog.format($q$
         with s as (
             select st.query, st.calls, st.total_exec_time, st.rows
               from %I.pg_stat_statements st
              where st.dbid = (select d.oid from pg_catalog.pg_database d
                                where d.datname = pg_catalog.current_database())
+               and st.query ~* '^\s*(select|insert|update|delete|with|values|table|merge)\M'
              order by st.total_exec_time desc
-             limit 2000
+             limit 1000
         ), objects as (
             select p.proname::text as name, 'function'::text as kind
               from pg_catalog.pg_proc p
@@ -666,12 +667,14 @@ begin
     if v_schema is null then
         return;
     end if;
-    -- normalised texts ($1, $2 …): no values of anyone's data
+    -- queries only: their texts are normalised ($1, $2 … instead of values); utility
+    -- statements (DDL, DO blocks, ALTER ROLE … PASSWORD) keep their literal text: not shown
     return query execute pg_catalog.format($q$
         select pg_catalog.left(st.query, 500), st.calls, st.total_exec_time, st.mean_exec_time, st.rows
           from %I.pg_stat_statements st
          where st.dbid = (select d.oid from pg_catalog.pg_database d
                            where d.datname = pg_catalog.current_database())
+           and st.query ~* '^\s*(select|insert|update|delete|with|values|table|merge)\M'
          order by st.total_exec_time desc
          limit $1
     $q$, v_schema) using p_limit;
@@ -835,7 +838,7 @@ comment on function public.monitoring_query_stats_status() is
 comment on function public.monitoring_query_stats(integer) is
     'Dashboard: pg_stat_statements attributed to the platform''s functions and views that each statement names: statements, calls, total and mean execution time, rows. Read-only; empty when pg_stat_statements is unavailable.';
 comment on function public.monitoring_top_statements(integer) is
-    'Dashboard: the statements of this database with the most execution time (normalised text, no values). Read-only; empty when pg_stat_statements is unavailable.';
+    'Dashboard: the queries of this database with the most execution time (normalised text, no values; utility statements, whose text is literal, are left out). Read-only; empty when pg_stat_statements is unavailable.';
 comment on function public.monitoring_redrive_dead_letters(text, text, integer, text) is
     'Dashboard (role platformdb_operator): re-drives up to p_limit dead letters of queue (p_kind message) or job type (p_kind job) p_name and writes an audit entry (admin, queue.redrive / jobs.redrive). Returns how many were re-driven.';
 
