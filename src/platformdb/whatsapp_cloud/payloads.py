@@ -98,7 +98,10 @@ def _phone(digits: Any, where: str) -> str:
 def _timestamp(value: Any, where: str) -> datetime:
     if not isinstance(value, str | int) or not _TIMESTAMP.match(str(value)):
         raise MalformedPayload(f"{where} must be a Unix timestamp in seconds")
-    return datetime.fromtimestamp(int(value), UTC)
+    try:
+        return datetime.fromtimestamp(int(value), UTC)
+    except (ValueError, OverflowError, OSError) as exc:  # past year 9999
+        raise MalformedPayload(f"{where} is out of range: {exc}") from exc
 
 
 def _text(value: Any, where: str, max_len: int = 256) -> str:
@@ -121,12 +124,35 @@ def _dict(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
+def _storable(node: Any, where: str = "body") -> None:
+    """PostgreSQL text cannot hold NUL, and a lone surrogate is not UTF-8: refuse both here
+    (a 400) rather than fail while storing (a 500 that Meta would redeliver forever)."""
+    stack = [(node, where)]
+    while stack:
+        value, at = stack.pop()
+        if isinstance(value, dict):
+            for k, v in value.items():
+                # the path names keys by repr: a key may be the bad text itself
+                stack.append((k, f"{at} key"))
+                stack.append((v, f"{at}.{ascii(k)[:60]}"))
+        elif isinstance(value, list):
+            stack.extend((v, f"{at}[{i}]") for i, v in enumerate(value))
+        elif isinstance(value, str):
+            if "\x00" in value:
+                raise MalformedPayload(f"{at} contains a NUL character")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise MalformedPayload(f"{at} is not valid Unicode (a lone surrogate)") from exc
+
+
 def parse_webhook(body: bytes) -> WebhookBatch:
     """Validate a whole notification before anything is stored; MalformedPayload if not valid."""
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise MalformedPayload(f"body is not JSON: {exc}") from exc
+    _storable(doc)
     doc = _dict(doc, "body")
     if doc.get("object", "whatsapp_business_account") != "whatsapp_business_account":
         raise MalformedPayload("object must be whatsapp_business_account")
