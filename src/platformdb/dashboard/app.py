@@ -419,7 +419,7 @@ def cache_page(request: Request) -> Response:
     lines = [
         charts.Series(
             name,
-            [(b, (100 * pts[b][0] / (pts[b][0] + pts[b][1])) if b in pts and sum(pts[b]) else None) for b in buckets],
+            [(b, _hit_rate(pts.get(b))) for b in buckets],
         )
         for name, pts in sorted(acc.items())
     ]
@@ -427,6 +427,13 @@ def cache_page(request: Request) -> Response:
         lines, label="hit rate per hour", x_start=buckets[0], x_end=buckets[-1] + hour, unit="%", y_max=100
     )
     return _render(request, "cache.html", "/cache", rows=rows, route=route, chart=chart, window=w)
+
+
+def _hit_rate(cell: list[float] | None) -> float | None:
+    """Hits as a percentage of lookups; None (a gap) for an hour without lookups."""
+    if not cell or cell[0] + cell[1] == 0:
+        return None
+    return 100 * cell[0] / (cell[0] + cell[1])
 
 
 def flags_page(request: Request) -> Response:

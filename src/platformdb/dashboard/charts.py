@@ -8,7 +8,7 @@ funnel. Colours come from CSS classes (``c0``…``c7`` or ``st-<status>``), text
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -158,7 +158,7 @@ def line_chart(
 
 def stacked_bars(
     buckets: Sequence[datetime],
-    stacks: dict[str, Sequence[float]],
+    stacks: Mapping[str, Sequence[float]],
     *,
     label: str,
     bucket_seconds: float,
