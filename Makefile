@@ -47,8 +47,11 @@ lint: setup
 bench: setup
 	$(PY) bench/run_all.py
 
+# the reliability figures (docs/reliability.md): the chaos scenarios at full size and the deep
+# fuzz (smoke versions of both run in `make test`), then the pgbench load run; ~15 minutes
 chaos: setup
-	$(PY) -m pytest -q tests/chaos
+	PLATFORMDB_CHAOS=full $(PY) -m pytest -q -p no:cacheprovider tests/chaos tests/fuzz
+	$(PY) bench/load.py
 
 dev-down:
 	-$(PDB) dev down

@@ -43,7 +43,7 @@ MESSAGES = int(os.environ.get("BENCH_MESSAGES", "20000"))
 PROCRASTINATE_JOBS = int(os.environ.get("BENCH_PROCRASTINATE_JOBS", "2000"))
 BATCH = 1000
 LEASE = 3
-LOGS = Path(os.environ.get("BENCH_LOG_DIR", "/tmp"))
+LOGS = Path(os.environ.get("BENCH_LOG_DIR", "/tmp"))  # noqa: S108 - worker logs of a throw-away bench run
 
 
 def _wait(what: str, check: Callable[[], bool], timeout: float = 300) -> None:
