@@ -5,6 +5,7 @@ dashboard query on a `demo --scale medium` database (no sequential scan of a par
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import subprocess
@@ -524,3 +525,61 @@ def test_roles_setup_is_idempotent_and_a_login_needs_membership(db_url: str) -> 
     finally:
         with psycopg.connect(db_url, autocommit=True) as conn:
             conn.execute(sql.SQL("drop role {}").format(sql.Identifier(login)))
+
+
+# ---- make demo's companions ------------------------------------------------------------
+
+
+def test_demo_traffic_keeps_the_demo_alive(small_demo_url: str) -> None:
+    import random
+
+    from platformdb import db
+    from platformdb.dashboard import live
+
+    q_counts = """
+        select (select count(*) from public.system_metrics),
+               (select count(*) from public.transactions),
+               (select count(*) from public.whatsapp_message_queue where status in ('sent', 'delivered', 'read')),
+               (select last_heartbeat_at from public.service_registry where service_name = 'wa-webhook'),
+               (select last_heartbeat_at from public.service_registry where service_name = 'notifications-worker')
+    """
+    with psycopg.connect(small_demo_url) as conn:
+        before = conn.execute(q_counts).fetchone()
+        conn.commit()
+        with db.as_service(conn):
+            done = live.tick(conn, random.Random(7), alive={"wa-webhook"})
+        after = conn.execute(q_counts).fetchone()
+    assert before and after
+    assert done["metrics"] == 8 and after[0] == before[0] + 8
+    assert after[1] == before[1] + done["payments"] and done["payments"] >= 1
+    assert after[2] == before[2] + done["whatsapp"] and done["whatsapp"] >= 1  # due replies were sent
+    assert after[3] > before[3]  # alive: heart-beats
+    assert after[4] == before[4]  # left late by the demo: stays late
+
+
+def test_the_demo_worker_handles_every_demo_queue_and_job() -> None:
+    # in a subprocess: importing the module registers handlers in the process-wide registry
+    code = (
+        "import json; from platformdb import worker; import platformdb.dashboard.demo_worker;"
+        " print(json.dumps([sorted(worker.REGISTRY.queues), sorted(worker.REGISTRY.jobs)]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    queues, jobs = json.loads(out.stdout)
+    from platformdb.demo_steps import events_queue
+
+    assert set(events_queue.QUEUES) <= set(queues)
+    assert {"reports.daily", "payouts.settle", "geo.refresh_routes", "cache.cleanup"} <= set(jobs)
+
+
+def test_the_query_page_shows_queries_but_never_literal_utility_statements(small_demo_url: str) -> None:
+    with client_for(small_demo_url) as c:  # creates pg_stat_statements (a superuser connects)
+        with psycopg.connect(small_demo_url, autocommit=True) as admin:
+            admin.execute("do $$ begin perform 'TopSecretLiteral-42'; end $$")
+            admin.execute("select count(*) from public.monitoring_queues(p_limit => 7)")
+            tracked = admin.execute(
+                "select count(*) from extensions.pg_stat_statements where query like %s", ("%TopSecretLiteral-42%",)
+            ).fetchone()
+            assert tracked == (1,)  # the statistics do hold it
+        page = c.get("/queries").text
+        assert "monitoring_queues" in page and '<code class="stmt">' in page
+        assert "TopSecretLiteral-42" not in page

@@ -94,13 +94,22 @@ def tick(conn: psycopg.Connection[Any], rng: random.Random, alive: set[str]) -> 
         wa.send_text(conn, phone, "Your driver is on the way.", correlation_id=f"live-{rng.getrandbits(32):08x}")
 
     for queue_name, message_type in QUEUES.items():
-        batch = [mq.NewMessage(message_type, {"n": rng.getrandbits(16)}) for _ in range(rng.randint(0, 4))]
+        # some payouts get a single attempt: when the demo worker's handler fails them they
+        # become dead letters, for the redrive button
+        batch = [
+            mq.NewMessage(
+                message_type,
+                {"n": rng.getrandbits(16)},
+                max_attempts=1 if queue_name == "payouts" and rng.random() < 0.3 else 5,
+            )
+            for _ in range(rng.randint(0, 4))
+        ]
         if batch:
             done["queued"] += mq.enqueue_messages(conn, queue_name, batch)
 
     for i in range(rng.randint(5, 20)):
         key = f"profile:{rng.randrange(400)}"
-        if cache.get_cache(conn, key, cache.MISSING) is cache.MISSING and i % 2 == 0:
+        if cache.get_cache(conn, key, cache.MISSING, cache_type="profile") is cache.MISSING and i % 2 == 0:
             cache.set_cache(conn, key, {"rating": round(rng.uniform(3.5, 5), 1)}, 600, "profile", [key])
     cache.flush_stats(conn)
 
