@@ -176,6 +176,15 @@ def test_a_held_snapshot_slows_the_queue_but_loses_nothing_and_it_recovers(
             "table_mb_start": round(rows[0]["table_bytes"] / 2**20, 2) if rows else 0,
             "table_mb_end": round(rows[-1]["table_bytes"] / 2**20, 2) if rows else 0,
             "dead_tuples_end": rows[-1]["dead_tuples"] if rows else 0,
+            "table_mb_per_min": round(
+                (rows[-1]["table_bytes"] - rows[0]["table_bytes"])
+                / 2**20
+                / max(1e-9, rows[-1]["t"] - rows[0]["t"])
+                * 60,
+                2,
+            )
+            if len(rows) > 1
+            else 0,
         }
 
     phases = {name: summary(name) for name in ("before", "held", "after")}

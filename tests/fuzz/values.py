@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -428,13 +427,3 @@ def argument(typname: str, element: str | None, has_default: bool, pools: Pools,
     if has_default:
         choices += [st.just(Arg("default")), st.just(Arg("default"))]
     return st.one_of(*choices)
-
-
-def role_strategy(pools: Pools) -> st.SearchStrategy[tuple[str, UUID | None]]:
-    user: Callable[[], st.SearchStrategy[UUID]] = lambda: st.sampled_from(pools.users) if pools.users else st.uuids()  # noqa: E731
-    return st.one_of(
-        st.just(("anon", None)),
-        st.tuples(st.just("authenticated"), st.one_of(user(), st.uuids())),
-        st.just(("service_role", None)),
-        st.just(("service_role", None)),
-    )
