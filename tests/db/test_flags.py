@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import mmh3
@@ -26,10 +25,9 @@ from openfeature.event import EventDetails, ProviderEvent
 from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import Reason
 
-from platformdb import db, errors, guard, migrate
+from platformdb import db, errors
 from platformdb.sdk import flags
 from platformdb.sdk.openfeature import PlatformDBProvider
-from tests.catalog import snapshot
 from tests.helpers import count, raises_sqlstate
 from tests.unit.test_bucketing import CTX as RULE_CTX
 from tests.unit.test_bucketing import RULE_CASES
@@ -1081,74 +1079,6 @@ def test_openfeature_emits_configuration_changed(conn: psycopg.Connection[Any], 
     upsert(conn, "evented", enabled=True, rollout_strategy="all")
     assert _wait(lambda: ["evented"] in seen), seen
     assert client.get_boolean_value("evented", False) is True
-
-
-# ---- the migration itself -------------------------------------------------------------
-
-
-def _only(tmp_path: Path, *names: str) -> Path:
-    d = tmp_path / "migrations"
-    d.mkdir()
-    for f in migrate.default_dir().iterdir():
-        if any(n in f.name for n in names):
-            (d / f.name).symlink_to(f)
-    return d
-
-
-def test_up_down_up_gives_an_identical_catalog(new_db_url: str, tmp_path: Path) -> None:
-    d = _only(tmp_path, "system_observability", "service_registry_feature_flags")
-    migrate.up(new_db_url, d, to="20260401100000")
-    with psycopg.connect(new_db_url, autocommit=True) as c:
-        before = snapshot(c)
-    migrate.up(new_db_url, d)
-    with psycopg.connect(new_db_url, autocommit=True) as c:
-        first = snapshot(c)
-        assert c.execute("select to_regclass('public.feature_flags')").fetchone() != (None,)
-    assert [m.name for m in migrate.down(new_db_url, d)] == ["service_registry_feature_flags"]
-    with psycopg.connect(new_db_url, autocommit=True) as c:
-        assert snapshot(c) == before
-    migrate.up(new_db_url, d)
-    with psycopg.connect(new_db_url, autocommit=True) as c:
-        assert snapshot(c) == first
-
-
-def test_a_taken_name_stops_the_migration_before_it_changes_anything(new_db_url: str, tmp_path: Path) -> None:
-    d = _only(tmp_path, "system_observability", "service_registry_feature_flags")
-    migrate.up(new_db_url, d, to="20260401100000")
-    with psycopg.connect(new_db_url, autocommit=True) as c:
-        c.execute("create function public.is_feature_enabled(text) returns boolean language sql as 'select true'")
-    with pytest.raises(guard.NameTakenError, match="public.is_feature_enabled"):
-        migrate.up(new_db_url, d)
-    body, _, _ = migrate.transaction_body(d / "20260401130000_service_registry_feature_flags.sql")
-    with psycopg.connect(new_db_url) as c:
-        with pytest.raises(psycopg.Error, match="public.is_feature_enabled already exists") as info:
-            c.execute(body)
-        assert info.value.sqlstate == "42710"
-    with psycopg.connect(new_db_url, autocommit=True) as c:
-        assert c.execute("select to_regclass('public.feature_flags')").fetchone() == (None,)
-
-
-def test_every_object_is_commented(conn: psycopg.Connection[Any]) -> None:
-    missing = conn.execute(
-        """
-        select c.relname || coalesce('.' || a.attname, '')
-          from pg_class c
-          left join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
-                                   and c.relkind in ('r', 'p')
-         where c.relnamespace = 'public'::regnamespace
-           and c.relname in ('service_registry', 'feature_flags', 'feature_flag_evaluations',
-                             'service_health_overview', 'feature_flag_overview')
-           and (case when a.attname is null then obj_description(c.oid, 'pg_class')
-                     else col_description(c.oid, a.attnum) end) is null
-        union all
-        select p.proname from pg_proc p
-         where p.pronamespace = 'public'::regnamespace
-           and (p.proname like '%%feature_flag%%' or p.proname in
-                ('register_service', 'service_heartbeat', 'service_health_status', 'is_feature_enabled'))
-           and obj_description(p.oid, 'pg_proc') is null
-        """
-    ).fetchall()
-    assert missing == []
 
 
 def test_a_client_that_may_not_report_counts_keeps_its_flags_fresh(conn: psycopg.Connection[Any], db_url: str) -> None:

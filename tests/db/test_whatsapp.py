@@ -8,15 +8,13 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from platformdb import db, errors, guard, migrate
+from platformdb import db, errors
 from platformdb.sdk import whatsapp as wa
-from tests.catalog import snapshot
 from tests.helpers import count, raises_sqlstate
 
 PHONE = "+250788123456"
@@ -873,69 +871,3 @@ def test_purge_deletes_finished_rows_past_retention_only(conn: psycopg.Connectio
     left = {r[0] for r in conn.execute("select id from whatsapp_message_queue").fetchall()}
     assert left == {fresh_sent, pending}
     assert count(conn, "whatsapp_inbound_messages") == 0 and count(conn, "whatsapp_status_backlog") == 0
-
-
-# ---- the migration itself -------------------------------------------------------------
-
-
-def _only(tmp_path: Path, *names: str) -> Path:
-    d = tmp_path / "migrations"
-    d.mkdir()
-    for f in migrate.default_dir().iterdir():
-        if any(n in f.name for n in names):
-            (d / f.name).symlink_to(f)
-    return d
-
-
-def test_up_down_up_gives_an_identical_catalog(new_db_url: str, tmp_path: Path) -> None:
-    d = _only(tmp_path, "system_observability", "whatsapp_sessions")
-    migrate.up(new_db_url, d, to="20260401100000")
-    with psycopg.connect(new_db_url, autocommit=True) as c:
-        before = snapshot(c)
-    migrate.up(new_db_url, d)
-    with psycopg.connect(new_db_url, autocommit=True) as c:
-        first = snapshot(c)
-        assert c.execute("select to_regclass('public.whatsapp_message_queue')").fetchone() != (None,)
-    assert [m.name for m in migrate.down(new_db_url, d)] == ["whatsapp_sessions"]
-    with psycopg.connect(new_db_url, autocommit=True) as c:
-        assert snapshot(c) == before
-    migrate.up(new_db_url, d)
-    with psycopg.connect(new_db_url, autocommit=True) as c:
-        assert snapshot(c) == first
-
-
-def test_a_taken_name_stops_the_migration_before_it_changes_anything(new_db_url: str, tmp_path: Path) -> None:
-    d = _only(tmp_path, "system_observability", "whatsapp_sessions")
-    migrate.up(new_db_url, d, to="20260401100000")
-    with psycopg.connect(new_db_url, autocommit=True) as c:
-        c.execute("create view public.whatsapp_queue_stats as select 1 as x")
-    with pytest.raises(guard.NameTakenError, match="public.whatsapp_queue_stats"):
-        migrate.up(new_db_url, d)
-    # the file's own guard, for runners that do not pre-check (e.g. the Supabase CLI)
-    body, _, _ = migrate.transaction_body(d / "20260401110000_whatsapp_sessions.sql")
-    with psycopg.connect(new_db_url) as c:
-        with pytest.raises(psycopg.Error, match="public.whatsapp_queue_stats already exists") as info:
-            c.execute(body)
-        assert info.value.sqlstate == "42710"
-    with psycopg.connect(new_db_url, autocommit=True) as c:
-        assert c.execute("select to_regclass('public.whatsapp_sessions')").fetchone() == (None,)
-
-
-def test_every_object_is_commented(conn: psycopg.Connection[Any]) -> None:
-    missing = conn.execute(
-        """
-        select c.relname || coalesce('.' || a.attname, '')
-          from pg_class c
-          left join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
-                                   and c.relkind in ('r', 'p')
-         where c.relnamespace = 'public'::regnamespace and c.relname like 'whatsapp%%'
-           and c.relkind in ('r', 'p', 'v')
-           and (case when a.attname is null then obj_description(c.oid, 'pg_class')
-                     else col_description(c.oid, a.attnum) end) is null
-        union all
-        select p.proname from pg_proc p
-         where p.pronamespace = 'public'::regnamespace
-           and (p.proname like '%%whatsapp%%') and obj_description(p.oid, 'pg_proc') is null
-        """
-    ).fetchall()
-    assert missing == []
