@@ -16,6 +16,7 @@ import typer
 from rich.progress import Progress
 
 from platformdb import db
+from platformdb.errors import PlatformDBError
 
 STEPS: list[str] = [
     "platformdb.demo_steps.observability",
@@ -63,7 +64,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             results = run(url_of(database_url), scale)
-        except (ValueError, psycopg.Error) as exc:
+        except (ValueError, psycopg.Error, PlatformDBError) as exc:
             fail(str(exc))
             return
         for step, counts in results.items():
