@@ -55,6 +55,9 @@ from platformdb.sdk.queue import Message
 
 log = logging.getLogger("platformdb.worker")
 
+# after the grace period, duties still release held work and close their connections
+SHUTDOWN_MARGIN_SECONDS = 10.0
+
 DUTY_FACTORIES: list[str] = [
     "platformdb.whatsapp_cloud.sender:make_duty",
     "platformdb.worker:consumer_duty",
@@ -125,9 +128,11 @@ class Worker:
             self.threads.append(t)
 
     def shutdown(self) -> bool:
-        """Stop every duty; True when all stopped within the grace period."""
+        """Stop every duty; True when all stopped within the grace period (plus a margin for
+        releasing what was still held and closing connections, which takes a moment on a busy
+        machine)."""
         self.stop.set()
-        deadline = time.monotonic() + self.config.grace_seconds
+        deadline = time.monotonic() + self.config.grace_seconds + SHUTDOWN_MARGIN_SECONDS
         for t in self.threads:
             t.join(max(0.0, deadline - time.monotonic()))
         return not any(t.is_alive() for t in self.threads)
