@@ -187,6 +187,10 @@ def test_a_held_snapshot_slows_the_queue_but_loses_nothing_and_it_recovers(
             else 0,
         }
 
+    after_depths = [s["depth"] for s in samples if s["phase"] == "after"]
+    assert after_depths and min(after_depths) <= SIZE["rate"], (
+        f"the queue caught up after the snapshot ended (at most a second of backlog): {after_depths}"
+    )
     phases = {name: summary(name) for name in ("before", "held", "after")}
     recovered = phases["after"]["depth_max"] <= max(phases["before"]["depth_max"], phases["held"]["depth_max"])
     figures = {
