@@ -84,6 +84,9 @@ SQLSTATE_MAP: dict[str, type[PlatformDBError]] = {
     "PD006": AppendOnly,
     "42501": PermissionDenied,
     "23505": UniqueViolation,
+    "57P01": DatabaseUnavailable,  # admin_shutdown
+    "57P02": DatabaseUnavailable,  # crash_shutdown
+    "57P03": DatabaseUnavailable,  # cannot_connect_now
 }
 # whole classes
 CLASS_MAP: dict[str, type[PlatformDBError]] = {
