@@ -19,6 +19,8 @@ detect_major() {
 
 major=$(detect_major)
 want=("postgresql-$major" "postgresql-contrib" "postgresql-$major-postgis-3" "postgresql-$major-cron" "postgresql-client-$major")
+# PgBouncer in transaction mode stands in for Supabase's transaction pooler in the tests
+want+=("pgbouncer")
 # the dashboard's browser test drives Debian's chromium (headless) through Playwright
 want+=("chromium")
 missing=()
@@ -29,7 +31,7 @@ done
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=("python3-venv")
 
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "setup-system: PostgreSQL $major with PostGIS and pg_cron, and chromium, already installed"
+    echo "setup-system: PostgreSQL $major with PostGIS and pg_cron, pgbouncer and chromium, already installed"
     exit 0
 fi
 echo "setup-system: installing ${missing[*]}"

@@ -1,7 +1,10 @@
 """The `platformdb` command. Thin: parse, call a module, print.
 
 Every command that talks to a database takes `--database-url` (or DATABASE_URL) and falls
-back to the embedded dev cluster (`platformdb dev up`).
+back to the embedded dev cluster (`platformdb dev up`), plus the other connection roles:
+`--direct-url` (PLATFORMDB_DIRECT_URL: a session for LISTEN, migrations and maintenance),
+`--replica-url` (PLATFORMDB_REPLICA_URL: read-only paths) and `--pool-mode`
+(PLATFORMDB_POOL_MODE: what the database URL reaches; detected when unset).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from rich.table import Table
 
 from platformdb import db, devdb
 from platformdb import migrate as migrate_mod
+from platformdb.cli_options import DirectUrl, PoolMode, ReplicaUrl
 from platformdb.errors import PlatformDBError
 
 app = typer.Typer(
@@ -42,12 +46,35 @@ DatabaseUrl = Annotated[
 ]
 
 
-def url_of(database_url: str | None) -> str:
+def url_of(
+    database_url: str | None,
+    direct_url: str | None = None,
+    replica_url: str | None = None,
+    pool_mode: str | None = None,
+) -> str:
+    """The database URL; records the other connection roles for the rest of the command."""
     try:
-        return db.resolve_url(database_url)
+        url = db.resolve_url(database_url)
+        db.configure(url, direct_url, replica_url, pool_mode)
+        return url
     except PlatformDBError as exc:
         fail(str(exc))
         raise  # unreachable
+
+
+def session_url_of(database_url: str, direct_url: str | None, duty: str) -> str:
+    """The session URL for `duty` (migrations, maintenance…), or a clear error naming
+    PLATFORMDB_DIRECT_URL when only a transaction pooler is known."""
+    import psycopg
+
+    try:
+        return db.require_direct_url(database_url, direct_url, duty=duty)
+    except PlatformDBError as exc:
+        fail(str(exc))
+        raise  # unreachable
+    except psycopg.Error as exc:
+        fail(f"cannot reach the database: {str(exc).strip()}")
+        raise
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -133,11 +160,14 @@ def dev_reset(
 @migrate_app.command("up")
 def migrate_up(
     database_url: DatabaseUrl = None,
+    direct_url: DirectUrl = None,
+    replica_url: ReplicaUrl = None,
+    pool_mode: PoolMode = None,
     to: Annotated[str | None, typer.Option("--to", help="Stop after this version.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run.")] = False,
 ) -> None:
     """Apply pending migrations, each in one transaction with its ledger row."""
-    url = url_of(database_url)
+    url = session_url_of(url_of(database_url, direct_url, replica_url, pool_mode), direct_url, "migrations")
     try:
         done = migrate_mod.up(url, to=to, dry_run=dry_run, progress=err_console.print)
     except PlatformDBError as exc:
@@ -150,13 +180,16 @@ def migrate_up(
 @migrate_app.command("down")
 def migrate_down(
     database_url: DatabaseUrl = None,
+    direct_url: DirectUrl = None,
+    replica_url: ReplicaUrl = None,
+    pool_mode: PoolMode = None,
     to: Annotated[
         str | None, typer.Option("--to", help="Roll back everything newer than this version (0 = all).")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run.")] = False,
 ) -> None:
     """Roll back the newest applied migration (or down to --to) with its .down.sql."""
-    url = url_of(database_url)
+    url = session_url_of(url_of(database_url, direct_url, replica_url, pool_mode), direct_url, "migrations")
     try:
         done = migrate_mod.down(url, to=to, dry_run=dry_run, progress=err_console.print)
     except PlatformDBError as exc:
@@ -169,10 +202,14 @@ def migrate_down(
 @migrate_app.command("status")
 def migrate_status(
     database_url: DatabaseUrl = None,
+    direct_url: DirectUrl = None,
+    replica_url: ReplicaUrl = None,
+    pool_mode: PoolMode = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List migrations: applied, pending, or changed since applied (exit 1 if changed)."""
-    url = url_of(database_url)
+    url = url_of(database_url, direct_url, replica_url, pool_mode)
+    url = db.direct_url_for(url, direct_url) or url  # reading the ledger works through a pooler too
     try:
         rows = migrate_mod.status(url)
     except PlatformDBError as exc:

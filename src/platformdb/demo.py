@@ -16,6 +16,7 @@ import typer
 from rich.progress import Progress
 
 from platformdb import db
+from platformdb.cli_options import DirectUrl, PoolMode, ReplicaUrl
 from platformdb.errors import PlatformDBError
 
 STEPS: list[str] = [
@@ -57,13 +58,16 @@ def register(app: typer.Typer) -> None:
         database_url: Annotated[
             str | None, typer.Option("--database-url", envvar="DATABASE_URL")
         ] = None,
+        direct_url: DirectUrl = None,
+        replica_url: ReplicaUrl = None,
+        pool_mode: PoolMode = None,
         scale: Annotated[str, typer.Option("--scale", help="small or medium")] = "small",
     ) -> None:
         """Fill the database with realistic synthetic activity (Kigali, RWF, WhatsApp…)."""
         from platformdb.cli import console, fail, url_of
 
         try:
-            results = run(url_of(database_url), scale)
+            results = run(url_of(database_url, direct_url, replica_url, pool_mode), scale)
         except (ValueError, psycopg.Error, PlatformDBError) as exc:
             fail(str(exc))
             return

@@ -15,6 +15,8 @@ from typing import Annotated, Any
 import psycopg
 import typer
 
+from platformdb.cli_options import DirectUrl, PoolMode, ReplicaUrl
+
 ROLES = ("anon", "authenticated", "service_role")
 
 TABLES = """
@@ -174,13 +176,16 @@ def register(app: typer.Typer) -> None:
     @app.command("docs")
     def docs_cmd(
         database_url: Annotated[str | None, typer.Option("--database-url", envvar="DATABASE_URL")] = None,
+        direct_url: DirectUrl = None,
+        replica_url: ReplicaUrl = None,
+        pool_mode: PoolMode = None,
         output: Annotated[Path, typer.Option("--output", "-o")] = Path("docs/reference.md"),
         check_only: Annotated[bool, typer.Option("--check", help="Exit 1 if the file differs.")] = False,
     ) -> None:
         """Generate docs/reference.md from the live catalog of a migrated database."""
         from platformdb.cli import err_console, fail, url_of
 
-        with psycopg.connect(url_of(database_url)) as conn:
+        with psycopg.connect(url_of(database_url, direct_url, replica_url, pool_mode)) as conn:
             if check_only:
                 diff = check(conn, output)
                 if diff:

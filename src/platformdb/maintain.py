@@ -34,6 +34,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
+from platformdb import db
+from platformdb.cli_options import DirectUrl, PoolMode, ReplicaUrl
 from platformdb.errors import PermissionDenied, PlatformDBError, wrap_errors
 from platformdb.worker import Duty, WorkerConfig
 
@@ -453,10 +455,19 @@ class MaintenanceDuty(Duty):
     name = "maintenance"
 
     def __init__(self, config: WorkerConfig):
+        self.config = config
         self.url = config.database_url
         self.interval = float(config.options.get("maintenance_interval", 15.0))
         self.recheck = float(config.options.get("maintenance_recheck", 300.0))
         self.source = ("worker:" + config.worker_id)[:100] if config.worker_id else "worker"
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        """The session URL when there is one (PLATFORMDB_DIRECT_URL), else the database URL:
+        the tasks take only transaction-scoped locks and settings, so a pooler serves too."""
+        session = self.config.session_url()
+        if session is not None:
+            return psycopg.connect(session, autocommit=True, connect_timeout=5)
+        return self.config.connect()
 
     def tick(self, conn: psycopg.Connection[Any], now: datetime | None = None) -> list[dict[str, Any]]:
         """Run what is due now; returns the task results (skipped ones included)."""
@@ -485,7 +496,7 @@ class MaintenanceDuty(Duty):
             while not stop.is_set():
                 try:
                     if _connection_lost(conn):
-                        conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+                        conn = self._connect()
                     assert conn is not None
                     reason = ""
                     if not _installed(conn):
@@ -621,6 +632,9 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--database-url", envvar="DATABASE_URL", help="PostgreSQL URL (the tables' owner)."),
         ] = None,
+        direct_url: DirectUrl = None,
+        replica_url: ReplicaUrl = None,
+        pool_mode: PoolMode = None,
         show_status: Annotated[
             bool, typer.Option("--status", help="Show coverage and each task's last run; change nothing.")
         ] = False,
@@ -651,12 +665,15 @@ def register(app: typer.Typer) -> None:
         """
         from platformdb.cli import err_console, fail, print_json, url_of
 
-        url = url_of(database_url)
+        url = url_of(database_url, direct_url, replica_url, pool_mode)
+        # a session when there is one; the tasks take only transaction-scoped locks, so the
+        # database URL serves too when it is a transaction pooler
+        url = db.direct_url_for(url, direct_url) or url
         when = _parse_now(now)
         if show_status and (task or drop_archived_older_than):
             fail("--status changes nothing: it does not take --task or --drop-archived-older-than")
         try:
-            with psycopg.connect(url, autocommit=True) as conn:
+            with psycopg.connect(url, autocommit=True, **db.connect_kwargs(url)) as conn:
                 if show_status:
                     st = status(conn, now=when, min_months_ahead=min_months_ahead)
                     if as_json:
@@ -686,6 +703,9 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--database-url", envvar="DATABASE_URL", help="PostgreSQL URL (the tables' owner)."),
         ] = None,
+        direct_url: DirectUrl = None,
+        replica_url: ReplicaUrl = None,
+        pool_mode: PoolMode = None,
         uninstall: Annotated[bool, typer.Option("--uninstall", help="Remove the jobs instead.")] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     ) -> None:
@@ -695,9 +715,10 @@ def register(app: typer.Typer) -> None:
         """
         from rich.table import Table
 
-        from platformdb.cli import console, err_console, fail, print_json, url_of
+        from platformdb.cli import console, err_console, fail, print_json, session_url_of, url_of
 
-        url = url_of(database_url)
+        url = url_of(database_url, direct_url, replica_url, pool_mode)
+        url = session_url_of(url, direct_url, "pg_cron registration")
         try:
             if uninstall:
                 removed = unschedule(url)

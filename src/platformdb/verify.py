@@ -41,6 +41,7 @@ from pglast import ast, parse_sql
 from pglast.enums.parsenodes import ObjectType
 
 from platformdb import db, guard, migrate
+from platformdb.cli_options import DirectUrl, PoolMode, ReplicaUrl
 from platformdb.lint import function_signature, input_params, type_sql
 
 MONTHS_AHEAD = 3
@@ -549,15 +550,19 @@ def register(app: typer.Typer) -> None:
                 "--database-url", envvar="DATABASE_URL", help="PostgreSQL URL; default: the embedded dev cluster."
             ),
         ] = None,
+        direct_url: DirectUrl = None,
+        replica_url: ReplicaUrl = None,
+        pool_mode: PoolMode = None,
         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
         show_all: Annotated[bool, typer.Option("--all", help="List passing items too.")] = False,
     ) -> None:
         """Check the live database: objects, RLS, policies, partitions, grants, helpers (exit 1 on failure)."""
         from rich.table import Table
 
-        from platformdb.cli import console, err_console, fail, print_json, url_of
+        from platformdb.cli import console, err_console, fail, print_json, session_url_of, url_of
 
-        url = url_of(database_url)
+        # verify reads the catalog in a session of its own (it sets the time zone)
+        url = session_url_of(url_of(database_url, direct_url, replica_url, pool_mode), direct_url, "verify")
         try:
             report = run(url)
         except (psycopg.OperationalError, migrate.MigrationError) as exc:

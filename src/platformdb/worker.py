@@ -47,6 +47,8 @@ import psycopg
 import typer
 from psycopg import sql
 
+from platformdb import db
+from platformdb.cli_options import DirectUrl, PoolMode, ReplicaUrl
 from platformdb.errors import PlatformDBError
 from platformdb.sdk import jobs as jobs_sdk
 from platformdb.sdk import queue as queue_sdk
@@ -81,6 +83,21 @@ class WorkerConfig:
     lease_seconds: int = 30  # message lease; kept alive while a handler runs
     poll_interval: float = 1.0  # fallback when no NOTIFY arrives
     housekeeping: bool = True  # reaper, recurring jobs, retention
+    # a session URL for LISTEN and maintenance (PLATFORMDB_DIRECT_URL); None: database_url
+    # when that is no transaction pooler, else the duties poll (see db.direct_url_for)
+    direct_url: str | None = None
+
+    def session_url(self) -> str | None:
+        """Where LISTEN and session-bound work go; None when only a transaction pooler is known."""
+        return db.direct_url_for(self.database_url, self.direct_url)
+
+    def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
+        """A connection to database_url (no server-side prepared statements on a pooler)."""
+        kwargs.setdefault("autocommit", True)
+        kwargs.setdefault("connect_timeout", 5)
+        for k, v in db.connect_kwargs(self.database_url).items():
+            kwargs.setdefault(k, v)
+        return psycopg.connect(self.database_url, **kwargs)
 
 
 class Duty(ABC):
@@ -266,6 +283,7 @@ class Consumer(Duty):
     name = "queues-and-jobs"
 
     def __init__(self, config: WorkerConfig, registry: Registry, queues: list[str], job_types: list[str]):
+        self.config = config
         self.url = config.database_url
         self.registry = registry
         self.queues = queues
@@ -343,9 +361,22 @@ class Consumer(Duty):
         if self.job_types:
             channels.append(jobs_sdk.NOTIFY_CHANNEL)
         wanted_q, wanted_j = set(self.queues), set(self.job_types)
+        try:
+            listen_url = self.config.session_url()
+        except (psycopg.Error, PlatformDBError) as exc:  # detection failed: the loop reconnects
+            log.warning("could not tell whether the database URL is a pooler (%s); polling", exc)
+            listen_url = None
+        if listen_url is None:
+            log.info(
+                "no session connection for LISTEN (the database URL is a transaction pooler and"
+                " %s is not set): polling every %.2fs",
+                db.DIRECT_URL_ENV,
+                self.poll_interval,
+            )
+            return
         while not stop.is_set():
             try:
-                with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as lc:
+                with psycopg.connect(listen_url, autocommit=True, connect_timeout=5) as lc:
                     for ch in channels:
                         lc.execute(sql.SQL("listen {}").format(sql.Identifier(ch)))
                     self.activity.set()  # (re)connected: anything missed meanwhile is claimable
@@ -364,7 +395,7 @@ class Consumer(Duty):
         if _connection_lost(self.conn):
             if self.conn is not None:
                 self.conn.close()
-            self.conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+            self.conn = self.config.connect()
             log.info("consumer connected")
         assert self.conn is not None
         return self.conn
@@ -548,6 +579,7 @@ class Housekeeping(Duty):
     name = "queue-housekeeping"
 
     def __init__(self, config: WorkerConfig):
+        self.config = config
         self.url = config.database_url
         self.recurring_every = float(config.options.get("recurring_interval", 1.0))
         self.reap_every = float(config.options.get("reap_interval", 5.0))
@@ -561,7 +593,7 @@ class Housekeeping(Duty):
             while not stop.is_set():
                 try:
                     if _connection_lost(conn):
-                        conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+                        conn = self.config.connect()
                         present = conn.execute(
                             "select to_regprocedure('public.reap_expired_leases()') is not null"
                         ).fetchone()
@@ -619,6 +651,9 @@ def register(app: typer.Typer) -> None:
     @app.command("worker")
     def worker_cmd(
         database_url: Annotated[str | None, typer.Option("--database-url", envvar="DATABASE_URL")] = None,
+        direct_url: DirectUrl = None,
+        replica_url: ReplicaUrl = None,
+        pool_mode: PoolMode = None,
         queues: Annotated[str, typer.Option("--queues", help="Comma-separated queue names (default: all).")] = "",
         concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=256)] = 4,
         grace: Annotated[float, typer.Option("--grace", help="Seconds to drain on SIGTERM.")] = 30.0,
@@ -648,7 +683,7 @@ def register(app: typer.Typer) -> None:
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
         config = WorkerConfig(
-            database_url=url_of(database_url),
+            database_url=url_of(database_url, direct_url, replica_url, pool_mode),
             queues=[q for q in queues.split(",") if q],
             job_types=[j for j in job_types.split(",") if j],
             concurrency=concurrency,
@@ -659,6 +694,7 @@ def register(app: typer.Typer) -> None:
             lease_seconds=lease,
             poll_interval=poll_interval,
             housekeeping=not no_housekeeping,
+            direct_url=direct_url,
         )
         try:
             duties = build_duties(config)

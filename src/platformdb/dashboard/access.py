@@ -18,11 +18,15 @@ by itself when it connects with such a user (the embedded cluster), or on demand
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
+
+from platformdb import db
 
 MONITOR_ROLE = "platformdb_monitor"
 OPERATOR_ROLE = "platformdb_operator"
@@ -170,28 +174,49 @@ def ensure_access(url: str, setup: bool | None = None) -> list[str]:
         return done
 
 
-def _configure(conn: psycopg.Connection[Any]) -> None:
-    # constants only: nothing here comes from a request
-    conn.execute("set role platformdb_monitor")
-    conn.execute("set default_transaction_read_only = on")
-    conn.execute("set statement_timeout = '10s'")
-    conn.execute("set platformdb.cache_stats = off")  # reading stats is not a cache lookup
+# constants only: nothing here comes from a request. Transaction-local (SET LOCAL), applied at
+# the start of every checkout, so the same code is right on a transaction-mode pooler, where
+# consecutive transactions may run on different server sessions.
+MONITOR_SETTINGS_SQL = (
+    "select pg_catalog.set_config('role', 'platformdb_monitor', true),"
+    " pg_catalog.set_config('transaction_read_only', 'on', true),"
+    " pg_catalog.set_config('statement_timeout', '10s', true),"
+    " pg_catalog.set_config('platformdb.cache_stats', 'off', true)"  # reading stats is not a lookup
+)
 
 
-def monitor_pool(url: str, max_size: int = 4) -> ConnectionPool:
+class MonitorPool(ConnectionPool):
+    """A pool whose every checkout is one read-only transaction as platformdb_monitor with a
+    statement timeout (`connection()`); `operator_connection()` gives a plain one (redrive)."""
+
+    @contextmanager
+    def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
+        with super().connection(timeout) as conn, conn.transaction():
+            conn.execute(MONITOR_SETTINGS_SQL)
+            yield conn
+
+    def operator_connection(self, timeout: float | None = None) -> AbstractContextManager[psycopg.Connection[Any]]:
+        return super().connection(timeout)
+
+
+def monitor_pool(url: str, max_size: int = 4) -> MonitorPool:
     """Connections that run as platformdb_monitor, read-only, with a statement timeout."""
-    return ConnectionPool(
+    return MonitorPool(
         url,
         min_size=1,
         max_size=max_size,
-        kwargs={"autocommit": True, "row_factory": dict_row, "application_name": "platformdb-dashboard"},
-        configure=_configure,
+        kwargs={
+            "autocommit": True,
+            "row_factory": dict_row,
+            "application_name": "platformdb-dashboard",
+            **db.connect_kwargs(url),
+        },
         open=True,
         name="platformdb-dashboard",
     )
 
 
-def can_operate(pool: ConnectionPool) -> bool:
+def can_operate(pool: MonitorPool) -> bool:
     """Whether this login may become platformdb_operator (the redrive button)."""
     with pool.connection() as conn:
         row = conn.execute(
@@ -202,9 +227,9 @@ def can_operate(pool: ConnectionPool) -> bool:
     return bool(row and row["ok"])  # type: ignore[call-overload]
 
 
-def redrive(pool: ConnectionPool, kind: str, name: str, limit: int, requested_by: str) -> int:
+def redrive(pool: MonitorPool, kind: str, name: str, limit: int, requested_by: str) -> int:
     """Re-drive dead letters as platformdb_operator in one read-write transaction."""
-    with pool.connection() as conn, conn.transaction():
+    with pool.operator_connection() as conn, conn.transaction():
         conn.execute("set transaction read write")
         conn.execute("set local role platformdb_operator")
         row = conn.execute(REDRIVE_SQL, {"kind": kind, "name": name, "limit": limit, "by": requested_by}).fetchone()

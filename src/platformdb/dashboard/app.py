@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlencode
 
 import psycopg
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
@@ -79,7 +79,7 @@ class Settings:
 @dataclass
 class State:
     settings: Settings
-    pool: ConnectionPool
+    pool: access.MonitorPool
     can_operate: bool
     setup_notes: list[str]
 

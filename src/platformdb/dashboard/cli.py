@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from platformdb.cli_options import DirectUrl, PoolMode, ReplicaUrl
+
 MIN_TOKEN = 16
 
 
@@ -36,6 +38,9 @@ def register(app: typer.Typer) -> None:
     @app.command("dashboard")
     def dashboard_cmd(
         database_url: Annotated[str | None, typer.Option("--database-url", envvar="DATABASE_URL")] = None,
+        direct_url: DirectUrl = None,
+        replica_url: ReplicaUrl = None,
+        pool_mode: PoolMode = None,
         host: Annotated[str, typer.Option("--host", help="Address to bind (loopback by default).")] = "127.0.0.1",
         port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8050,
         token: Annotated[
@@ -66,7 +71,7 @@ def register(app: typer.Typer) -> None:
         from platformdb.dashboard import access
         from platformdb.dashboard.app import Settings, create_app
 
-        url = url_of(database_url)
+        url = url_of(database_url, direct_url, replica_url, pool_mode)
         if setup_roles:
             import psycopg
 

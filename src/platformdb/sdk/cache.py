@@ -1,8 +1,9 @@
 """The cache: JSON values under keys with a TTL and tags, used by the service.
 
 `get_or_compute` adds what a cache needs under load: when many callers miss the same key at
-once, one computes and the others wait for its result (a PostgreSQL advisory lock on the
-key), instead of all of them hitting the slow source together (a cache stampede).
+once, one computes and the others wait for its result (a transaction-scoped PostgreSQL
+advisory lock on the key, so it works through a transaction-mode pooler too), instead of
+all of them hitting the slow source together (a cache stampede).
 
 Every function but `cache_stats` takes a connection or a cursor: a service reading the cache
 in a loop keeps one cursor (per thread) and passes it, saving psycopg's per-call cursor setup.
@@ -35,7 +36,7 @@ Executor = psycopg.Connection[Any] | psycopg.Cursor[Any]
 MAX_KEY_BYTES = 512
 MAX_VALUE_BYTES = 1_048_576
 MAX_TTL_SECONDS = 2_592_000
-# advisory-lock namespace of get_or_compute (first key of pg_advisory_lock(int, int))
+# advisory-lock namespace of get_or_compute (first key of pg_try_advisory_xact_lock(int, int))
 LOCK_NAMESPACE = 0x63616368  # "cach"
 
 SET_CACHE = """
@@ -61,8 +62,8 @@ select cache_type, entries, expired_entries, live_entries, value_bytes, last_set
        hits_24h, misses_24h, hit_rate_24h
   from public.cache_stats order by cache_type
 """
-TRY_LOCK = "select pg_try_advisory_lock(%s, hashtext(%s))"
-UNLOCK = "select pg_advisory_unlock(%s, hashtext(%s))"
+# transaction-scoped: released by the commit that publishes the value (and safe on a pooler)
+TRY_LOCK = "select pg_catalog.pg_try_advisory_xact_lock(%s, pg_catalog.hashtext(%s))"
 
 
 class _Missing:
@@ -172,29 +173,22 @@ def get_or_compute(
 ) -> T:
     """The cached value of `key`, computing and storing it on a miss — once per key at a time.
 
-    On a miss the caller takes a session advisory lock on the key. The winner computes and
-    stores the value; the others poll the cache until it appears (at most `wait_seconds`,
-    after which they compute it themselves rather than fail). Use an autocommit connection:
-    a value stored inside an open transaction is invisible to the waiters until it commits.
+    On a miss the caller opens a transaction and takes a transaction-scoped advisory lock
+    on the key. The winner computes and stores the value in that transaction; its commit
+    publishes the value and releases the lock at once. The others poll the cache until the
+    value appears (at most `wait_seconds`, after which they compute it themselves rather
+    than fail). Use an autocommit connection: inside an outer transaction the value and the
+    lock last until that transaction ends. No session state is used, so this works through
+    a transaction-mode pooler.
     """
     value = get_cache(conn, key, MISSING, cache_type)
     if value is not MISSING:
         return value  # type: ignore[no-any-return]
     deadline = time.monotonic() + wait_seconds
     while True:
-        with wrap_errors():
-            row = conn.execute(TRY_LOCK, (LOCK_NAMESPACE, key)).fetchone()
-        if row and row[0]:
-            try:
-                value = _peek(conn, key)  # filled while we were waiting for the lock?
-                if value is not MISSING:
-                    return value  # type: ignore[no-any-return]
-                computed = compute()
-                set_cache(conn, key, computed, ttl_seconds, cache_type, tags)
-                return computed
-            finally:
-                with wrap_errors():
-                    conn.execute(UNLOCK, (LOCK_NAMESPACE, key))
+        won, value = _compute_if_first(conn, key, compute, ttl_seconds, cache_type, tags)
+        if won:
+            return value  # type: ignore[no-any-return]
         time.sleep(poll_seconds)
         value = _peek(conn, key)
         if value is not MISSING:
@@ -203,3 +197,27 @@ def get_or_compute(
             computed = compute()  # the lock holder is stuck: serve rather than fail
             set_cache(conn, key, computed, ttl_seconds, cache_type, tags)
             return computed
+
+
+def _compute_if_first(
+    ex: Executor,
+    key: str,
+    compute: Callable[[], T],
+    ttl_seconds: int,
+    cache_type: str | None,
+    tags: Sequence[str],
+) -> tuple[bool, T | Any]:
+    """(True, value) when this caller got the key's lock (and computed or found the value),
+    (False, None) when another caller holds it."""
+    conn = ex if isinstance(ex, psycopg.Connection) else ex.connection
+    with conn.transaction():
+        with wrap_errors():
+            row = ex.execute(TRY_LOCK, (LOCK_NAMESPACE, key)).fetchone()
+        if not (row and row[0]):
+            return False, None
+        value = _peek(ex, key)  # filled while we were waiting for the lock?
+        if value is not MISSING:
+            return True, value
+        computed = compute()
+        set_cache(ex, key, computed, ttl_seconds, cache_type, tags)
+        return True, computed

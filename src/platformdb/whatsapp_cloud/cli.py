@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from platformdb.cli_options import DirectUrl, PoolMode, ReplicaUrl
+
 whatsapp_app = typer.Typer(help="WhatsApp Cloud API: webhook receiver, sender, outbound queue.", no_args_is_help=True)
 
 DatabaseUrl = Annotated[
@@ -18,6 +20,9 @@ DatabaseUrl = Annotated[
 @whatsapp_app.command("serve")
 def serve(
     database_url: DatabaseUrl = None,
+    direct_url: DirectUrl = None,
+    replica_url: ReplicaUrl = None,
+    pool_mode: PoolMode = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8081,
 ) -> None:
@@ -31,7 +36,7 @@ def serve(
     token = os.environ.get("WHATSAPP_VERIFY_TOKEN", "")
     if not secret or not token:
         fail("set WHATSAPP_APP_SECRET and WHATSAPP_VERIFY_TOKEN (the app secret signs every webhook)")
-    app = create_app(url_of(database_url), secret, token)
+    app = create_app(url_of(database_url, direct_url, replica_url, pool_mode), secret, token)
     err_console.print(f"WhatsApp webhook on http://{host}:{port}{WEBHOOK_PATH}")
     uvicorn.run(app, host=host, port=port, log_level="info")
 
@@ -41,6 +46,9 @@ def send(
     to: Annotated[str, typer.Option("--to", help="Recipient in E.164, e.g. +250788123456.")],
     text: Annotated[str, typer.Option("--text", help="Message body.")],
     database_url: DatabaseUrl = None,
+    direct_url: DirectUrl = None,
+    replica_url: ReplicaUrl = None,
+    pool_mode: PoolMode = None,
     priority: Annotated[int, typer.Option("--priority", help="1 (most urgent) to 10.")] = 5,
 ) -> None:
     """Queue a text message (the worker's sender delivers it)."""
@@ -52,7 +60,7 @@ def send(
     from platformdb.sdk import whatsapp as wa
 
     try:
-        with psycopg.connect(url_of(database_url)) as conn, db.as_service(conn):
+        with psycopg.connect(url_of(database_url, direct_url, replica_url, pool_mode)) as conn, db.as_service(conn):
             mid = wa.send_text(conn, to, text, priority=priority)
     except PlatformDBError as exc:
         fail(str(exc))
@@ -61,12 +69,17 @@ def send(
 
 
 @whatsapp_app.command("drain")
-def drain(database_url: DatabaseUrl = None) -> None:
+def drain(
+    database_url: DatabaseUrl = None,
+    direct_url: DirectUrl = None,
+    replica_url: ReplicaUrl = None,
+    pool_mode: PoolMode = None,
+) -> None:
     """Send every due message now and exit (needs WHATSAPP_ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID)."""
     from platformdb.cli import console, fail, url_of
     from platformdb.whatsapp_cloud.sender import SenderConfig, WhatsAppSender
 
-    config = SenderConfig.from_env(url_of(database_url))
+    config = SenderConfig.from_env(url_of(database_url, direct_url, replica_url, pool_mode))
     if config is None:
         fail("set WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID")
         return
@@ -78,6 +91,9 @@ def drain(database_url: DatabaseUrl = None) -> None:
 @whatsapp_app.command("stats")
 def stats(
     database_url: DatabaseUrl = None,
+    direct_url: DirectUrl = None,
+    replica_url: ReplicaUrl = None,
+    pool_mode: PoolMode = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Sessions by status and the outbound queue (depth, age, last 24 h)."""
@@ -90,7 +106,7 @@ def stats(
     from platformdb.sdk import whatsapp as wa
 
     try:
-        with psycopg.connect(url_of(database_url)) as conn, db.as_service(conn):
+        with psycopg.connect(url_of(database_url, direct_url, replica_url, pool_mode)) as conn, db.as_service(conn):
             sessions = wa.session_stats(conn)
             queue = wa.queue_stats(conn)
     except PlatformDBError as exc:

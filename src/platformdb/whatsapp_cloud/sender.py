@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 import psycopg
 
+from platformdb import db
 from platformdb.errors import PlatformDBError
 from platformdb.sdk import whatsapp as wa
 from platformdb.whatsapp_cloud.payloads import build_message_request
@@ -69,6 +70,9 @@ class SenderConfig:
     retry_after_max: float = 30.0
     idle_wait: float = 1.0
     worker_id: str = ""
+    # a session URL for LISTEN (PLATFORMDB_DIRECT_URL); None: database_url unless that is a
+    # transaction pooler, in which case the sender polls every idle_wait seconds
+    direct_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.rate_per_second is not None and self.rate_per_second <= 0:
@@ -289,44 +293,55 @@ class WhatsAppSender(Duty):
     # ---- recording ------------------------------------------------------------------
 
     def record(self, conn: psycopg.Connection[Any], msg: wa.OutboundMessage, outcome: Outcome) -> None:
+        """Record one outcome in its own transaction as service_role."""
         try:
-            if outcome.kind == "sent":
-                assert outcome.whatsapp_message_id is not None
-                wa.mark_sent(conn, msg.id, outcome.whatsapp_message_id)
-                self._count("sent")
-            elif outcome.kind == "released":
-                wa.release_message(conn, msg.id)
-                self._count("released")
-            else:
-                retryable = outcome.kind == "retry"
-                retry_in = None
-                if retryable and outcome.retry_after is not None:
-                    retry_in = min(86400, math.ceil(outcome.retry_after))
-                status = wa.mark_failed(
-                    conn,
-                    msg.id,
-                    outcome.error or "failed",
-                    retryable,
-                    retry_in_seconds=retry_in,
-                    detail=outcome.detail,
-                )
-                self._count("failed" if status == "failed" else "retried")
-                log.warning("message %s to %s: %s (%s)", msg.id, msg.recipient_phone, outcome.error, status)
+            with db.as_service(conn):
+                counted = self._record(conn, msg, outcome)
         except PlatformDBError as exc:
             # e.g. the lease ran out and another sender took the message over
             self._count("record_errors")
             log.error("message %s: could not record %s: %s", msg.id, outcome.kind, exc)
+            return
+        self._count(counted)
+        if counted in ("failed", "retried"):
+            log.warning("message %s to %s: %s (%s)", msg.id, msg.recipient_phone, outcome.error, counted)
+
+    def _record(self, conn: psycopg.Connection[Any], msg: wa.OutboundMessage, outcome: Outcome) -> str:
+        if outcome.kind == "sent":
+            assert outcome.whatsapp_message_id is not None
+            wa.mark_sent(conn, msg.id, outcome.whatsapp_message_id)
+            return "sent"
+        if outcome.kind == "released":
+            wa.release_message(conn, msg.id)
+            return "released"
+        retryable = outcome.kind == "retry"
+        retry_in = None
+        if retryable and outcome.retry_after is not None:
+            retry_in = min(86400, math.ceil(outcome.retry_after))
+        status = wa.mark_failed(
+            conn,
+            msg.id,
+            outcome.error or "failed",
+            retryable,
+            retry_in_seconds=retry_in,
+            detail=outcome.detail,
+        )
+        return "failed" if status == "failed" else "retried"
 
     # ---- the loop -------------------------------------------------------------------
 
     def _connect(self) -> psycopg.Connection[Any]:
-        conn = psycopg.connect(self.config.database_url, autocommit=True)
-        # a dedicated connection acts as the backend service for its whole life
-        conn.execute(
-            "select set_config('request.jwt.claims', %s, false), set_config('role', 'service_role', false)",
-            ('{"role": "service_role"}',),
-        )
-        return conn
+        # every claim and record runs in its own transaction as service_role (SET LOCAL), so
+        # the connection holds no session state and may be a transaction pooler
+        url = self.config.database_url
+        return psycopg.connect(url, autocommit=True, **db.connect_kwargs(url))
+
+    def _listen_url(self) -> str | None:
+        try:
+            return db.direct_url_for(self.config.database_url, self.config.direct_url)
+        except psycopg.Error as exc:
+            log.warning("could not tell whether the database URL is a pooler (%s); polling", exc)
+            return None
 
     def process_batch(
         self,
@@ -337,7 +352,8 @@ class WhatsAppSender(Duty):
     ) -> int:
         """Claim one batch, send it, record every outcome; returns how many were claimed."""
         cfg = self.config
-        batch = wa.claim_messages(conn, cfg.claim_limit, cfg.lease_seconds, cfg.worker_id or None)
+        with db.as_service(conn):
+            batch = wa.claim_messages(conn, cfg.claim_limit, cfg.lease_seconds, cfg.worker_id or None)
         if not batch:
             return 0
         groups: dict[str, list[wa.OutboundMessage]] = {}
@@ -363,30 +379,46 @@ class WhatsAppSender(Duty):
     def run(self, stop: threading.Event) -> None:
         cfg = self.config
         http = self._http or self._client()
+        listen_url = self._listen_url()
+        if listen_url is None:
+            log.info(
+                "no session connection for LISTEN (the database URL is a transaction pooler and"
+                " %s is not set): polling every %.2fs",
+                db.DIRECT_URL_ENV,
+                cfg.idle_wait,
+            )
         try:
             with (
                 self._connect() as conn,
-                psycopg.connect(cfg.database_url, autocommit=True) as listener,
                 ThreadPoolExecutor(cfg.max_in_flight, thread_name_prefix="wa-send") as pool,
             ):
-                listener.execute("listen " + wa.OUTBOUND_CHANNEL)
-                log.info("sending as %s to %s", cfg.phone_number_id, cfg.messages_url)
-                while not stop.is_set():
-                    if self.process_batch(conn, http, pool, stop):
-                        continue
-                    self._idle(listener, stop)
+                listener = psycopg.connect(listen_url, autocommit=True) if listen_url else None
+                try:
+                    if listener is not None:
+                        listener.execute("listen " + wa.OUTBOUND_CHANNEL)
+                    log.info("sending as %s to %s", cfg.phone_number_id, cfg.messages_url)
+                    while not stop.is_set():
+                        if self.process_batch(conn, http, pool, stop):
+                            continue
+                        self._idle(listener, stop)
+                finally:
+                    if listener is not None:
+                        listener.close()
         finally:
             if self._http is None:
                 http.close()
 
-    def _idle(self, listener: psycopg.Connection[Any], stop: threading.Event) -> None:
-        """Wait for a NOTIFY from enqueue (or idle_wait, for scheduled messages), in short
-        slices so that a stop is noticed quickly."""
+    def _idle(self, listener: psycopg.Connection[Any] | None, stop: threading.Event) -> None:
+        """Wait for a NOTIFY from enqueue (or idle_wait, for scheduled messages; without a
+        LISTEN connection always idle_wait), in short slices so that a stop is noticed quickly."""
         deadline = time.monotonic() + self.config.idle_wait
         while not stop.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
                 return
+            if listener is None:
+                stop.wait(min(0.5, left))
+                continue
             if any(True for _ in listener.notifies(timeout=min(0.5, left), stop_after=1)):
                 return
 
@@ -414,6 +446,7 @@ class WhatsAppSender(Duty):
 def make_duty(config: WorkerConfig) -> Duty | None:
     """The worker's factory: a sender when WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID are set."""
     overrides = {k.removeprefix("whatsapp_"): v for k, v in config.options.items() if k.startswith("whatsapp_")}
+    overrides.setdefault("direct_url", config.direct_url)
     sender_config = SenderConfig.from_env(config.database_url, worker_id=config.worker_id, **overrides)
     if sender_config is None:
         return None

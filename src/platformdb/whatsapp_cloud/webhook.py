@@ -48,15 +48,24 @@ class _Store:
     """Writes a validated batch in one transaction as service_role."""
 
     def __init__(self, database_url: str, max_connections: int = 8):
-        self.pool = ConnectionPool(
-            database_url,
-            min_size=1,
-            max_size=max_connections,
-            open=False,
-            kwargs={"autocommit": True},
+        self.database_url = database_url
+        self.max_connections = max_connections
+        self.pool: ConnectionPool = ConnectionPool(
+            database_url, min_size=1, max_size=max_connections, open=False, kwargs={"autocommit": True}
         )
 
     def open(self) -> None:
+        # each batch is one transaction (SET LOCAL role), so a transaction pooler serves too:
+        # then without server-side prepared statements
+        extra = db.connect_kwargs(self.database_url)
+        if extra:
+            self.pool = ConnectionPool(
+                self.database_url,
+                min_size=1,
+                max_size=self.max_connections,
+                open=False,
+                kwargs={"autocommit": True, **extra},
+            )
         self.pool.open(wait=True, timeout=30)
 
     def close(self) -> None:
