@@ -8,6 +8,13 @@ Fixtures:
 - `conn`: an autocommit superuser connection to that clone (the table owner).
 - `connect`: a factory of more connections to the same clone (for concurrency tests).
 - `new_db_url`: an empty, unmigrated database (for migration tests).
+- `pgbouncer`: a real PgBouncer (Debian's package) in transaction mode on a free loopback
+  port in front of the cluster, with a pool (POOL_SIZE server connections per database)
+  smaller than the clients the tests open — what Supabase's pooler on port 6543 is.
+- `route`: "direct" or "pooled". Tests marked `pooled` (`pytestmark = pytest.mark.pooled`
+  in a module) run twice: directly and through `pgbouncer`; then `db_url`, `conn` and
+  `connect` reach the clone through PgBouncer (connections without server-side prepared
+  statements, as platformdb.db opens them for a pooler). `server_url` is always direct.
 
 PLATFORMDB_ONLY_MIGRATIONS=name1,name2 builds the template from the observability
 migration plus only the named ones (substring match) — for working on one capability while
@@ -27,10 +34,33 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from platformdb import devdb, migrate
+from platformdb import db, devdb, migrate
+from platformdb.pgbouncer import PgBouncer
 
 TEMPLATE = "platformdb_template"
+POOL_SIZE = 4  # PgBouncer server connections per database: fewer than the 16 concurrent clients
 _counter = itertools.count()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "route" in metafunc.fixturenames and metafunc.definition.get_closest_marker("pooled"):
+        metafunc.parametrize("route", ["direct", "pooled"], indirect=True)
+
+
+@pytest.fixture
+def route(request: pytest.FixtureRequest) -> str:
+    """How this test reaches its database: "direct", or "pooled" (through PgBouncer)."""
+    return str(getattr(request, "param", "direct"))
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(cluster: devdb.Cluster) -> Iterator[PgBouncer]:
+    bouncer = PgBouncer(cluster.port, pool_size=POOL_SIZE, pool_mode="transaction")
+    bouncer.start()
+    try:
+        yield bouncer
+    finally:
+        bouncer.destroy()
 
 
 @pytest.fixture(scope="session")
@@ -98,11 +128,23 @@ def _clone(cluster: devdb.Cluster, template_url: str, prefix: str = "t") -> str:
 
 
 @pytest.fixture
-def db_url(cluster: devdb.Cluster, template_url: str) -> Iterator[str]:
+def server_url(cluster: devdb.Cluster, template_url: str) -> Iterator[str]:
+    """A fresh clone of the template, reached directly (whatever the route)."""
     url = _clone(cluster, template_url)
     yield url
     with _admin(cluster) as conn:
         _drop(conn, url.rsplit("/", 1)[1])
+
+
+@pytest.fixture
+def db_url(server_url: str, route: str, request: pytest.FixtureRequest) -> str:
+    """The clone as the application reaches it: directly, or through PgBouncer."""
+    if route != "pooled":
+        return server_url
+    bouncer: PgBouncer = request.getfixturevalue("pgbouncer")
+    url = bouncer.url_for(server_url)
+    db.configure(url, pool_mode="transaction")
+    return url
 
 
 @pytest.fixture
@@ -116,11 +158,13 @@ def new_db_url(cluster: devdb.Cluster) -> Iterator[str]:
 
 
 @pytest.fixture
-def connect(db_url: str) -> Iterator[Callable[..., psycopg.Connection[Any]]]:
+def connect(db_url: str, route: str) -> Iterator[Callable[..., psycopg.Connection[Any]]]:
     opened: list[psycopg.Connection[Any]] = []
 
     def factory(**kwargs: Any) -> psycopg.Connection[Any]:
         kwargs.setdefault("autocommit", True)
+        if route == "pooled":
+            kwargs.setdefault("prepare_threshold", None)
         c = psycopg.connect(db_url, **kwargs)
         opened.append(c)
         return c

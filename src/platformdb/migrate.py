@@ -26,6 +26,7 @@ from pglast import ast
 from pglast import parser as pg_parser
 from pglast.enums.parsenodes import TransactionStmtKind
 
+from platformdb import db
 from platformdb.errors import PlatformDBError
 
 LOCK_KEY = 0x706C6462_6D696772  # "pldbmigr": pg_advisory_lock key shared by every runner
@@ -167,8 +168,21 @@ def _error_line(path: Path, exc: psycopg.Error, line_offset: int, body: str) -> 
 # ---- connection helpers -------------------------------------------------------------
 
 
+def refuse_pooler(url: str) -> None:
+    """Migrations need a session (an advisory lock held across files, DDL in transactions
+    of their own): through a transaction-mode pooler, refuse before touching anything."""
+    if db.is_pooled(url):
+        raise db.PoolerRefused(
+            "migrations never run through a transaction-mode pooler (the runner's lock and each"
+            f" file's transaction need one server session); set {db.DIRECT_URL_ENV} (or"
+            " --direct-url) to the direct connection or a session-mode pooler (on Supabase:"
+            " port 5432) — nothing was applied"
+        )
+
+
 @contextmanager
 def _locked(url: str) -> Iterator[psycopg.Connection]:
+    refuse_pooler(url)
     conn = psycopg.connect(url, autocommit=True)
     try:
         conn.execute("set lock_timeout = 0")

@@ -74,6 +74,11 @@ select key, environment, name, description, enabled, rollout_strategy, rollout_p
   from public.feature_flags
 """
 LOAD_FLAGS_BY_KEY = LOAD_FLAGS + " where key = any(%s)"
+# the polling fallback's cheap check: changes when any flag row is added, changed or removed
+FLAGS_FINGERPRINT = """
+select count(*), coalesce(sum(version), 0), max(updated_at) from public.feature_flags
+"""
+POLL_INTERVAL = 1.0  # seconds between version checks when there is no LISTEN connection
 
 
 # ---- the decision (mirrors the SQL functions one for one) ------------------------------
@@ -526,6 +531,13 @@ class FlagClient:
 
     `role` (e.g. "service_role") makes the loads run as that role when the login role is
     not itself allowed to read feature_flags in full.
+
+    Connections (see platformdb.db): LISTEN needs a session, so it runs on `direct_url`
+    (PLATFORMDB_DIRECT_URL), or on `database_url` when that is no transaction pooler.
+    Without one the client polls: a cheap version check at most every `poll_interval`
+    seconds (1 s), and a reload when it changed — it logs once, at start, that it polls and
+    why. Full loads read from `replica_url` (PLATFORMDB_REPLICA_URL) when set; reloads of
+    notified keys read the primary.
     """
 
     def __init__(
@@ -538,10 +550,17 @@ class FlagClient:
         record: bool = True,
         role: str | None = None,
         on_change: Callable[[list[str]], None] | None = None,
+        direct_url: str | None = None,
+        replica_url: str | None = None,
+        poll_interval: float = POLL_INTERVAL,
     ):
         if environment not in ENVIRONMENTS:
             raise InvalidInput(f"environment: unknown environment {environment!r}")
         self.database_url = db.resolve_url(database_url)
+        self.direct_url = direct_url
+        self.replica_url = db.replica_url(replica_url)
+        self.poll_interval = max(0.05, poll_interval)
+        self.polling: bool | None = None  # decided at the first connection
         self.environment = environment
         self.refresh_interval = refresh_interval
         self.flush_interval = flush_interval
@@ -608,8 +627,25 @@ class FlagClient:
         self.stop()
 
     # ---- loading ----
-    def _connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(self.database_url, autocommit=True, connect_timeout=10, application_name=APP_NAME)
+    def _connect(self, url: str | None = None) -> psycopg.Connection[Any]:
+        url = url or self.database_url
+        return psycopg.connect(
+            url, autocommit=True, connect_timeout=10, application_name=APP_NAME, **db.connect_kwargs(url)
+        )
+
+    def _fetch_all(self, conn: psycopg.Connection[Any]) -> list[Flag]:
+        """Every flag: from the replica when one is set, else on `conn`."""
+        if self.replica_url is None:
+            return self._fetch(conn, None)
+        with self._connect(self.replica_url) as rc:
+            return self._fetch(rc, None)
+
+    def _fingerprint(self, conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
+        with conn.transaction():
+            if self.role:
+                db.set_role(conn, self.role, db.claims_for(self.role))
+            row = conn.execute(FLAGS_FINGERPRINT).fetchone()
+        return tuple(row) if row else ()
 
     def _fetch(self, conn: psycopg.Connection[Any], keys: list[str] | None) -> list[Flag]:
         with conn.transaction():
@@ -645,20 +681,36 @@ class FlagClient:
 
     def refresh(self) -> int:
         """Reload every flag now (on a connection of its own); returns how many rows."""
-        with wrap_errors(), self._connect() as conn:
+        with wrap_errors(), self._connect(self.replica_url) as conn:
             flags = self._fetch(conn, None)
         self._apply(flags, None)
         self.last_refresh = time.monotonic()
         self._ready.set()
         return len(flags)
 
+    def _listen_url(self) -> str | None:
+        url = db.direct_url_for(self.database_url, self.direct_url)
+        if self.polling is None:
+            self.polling = url is None
+            if url is None:
+                log.info(
+                    "flag client: no session connection for LISTEN (the database URL is a"
+                    " transaction pooler and %s is not set): polling the flags' version every %.2fs",
+                    db.DIRECT_URL_ENV,
+                    self.poll_interval,
+                )
+        return url
+
     def _run(self) -> None:
         backoff = 0.5
         while not self._stop.is_set():
             try:
-                with self._connect() as conn:
-                    conn.execute("listen " + CHANNEL)
-                    self._apply(self._fetch(conn, None), None)
+                listen_url = self._listen_url()
+                with self._connect(listen_url) as conn:
+                    if listen_url is not None:
+                        conn.execute("listen " + CHANNEL)
+                    seen = self._fingerprint(conn) if listen_url is None else ()
+                    self._apply(self._fetch_all(conn), None)
                     self.last_refresh = time.monotonic()
                     last_flush = time.monotonic()
                     self._connected = True
@@ -666,14 +718,21 @@ class FlagClient:
                     backoff = 0.5
                     while not self._stop.is_set():
                         keys: set[str] = set()
-                        for n in conn.notifies(timeout=0.5, stop_after=1):
-                            keys.add(self._key_of(n.payload))
-                        if keys:  # drain the rest of a burst before reloading
-                            for n in conn.notifies(timeout=0):
+                        if listen_url is None:
+                            self._stop.wait(self.poll_interval)
+                            current = self._fingerprint(conn)
+                            if current != seen:
+                                keys.add("")  # something changed: reload everything
+                                seen = current
+                        else:
+                            for n in conn.notifies(timeout=0.5, stop_after=1):
                                 keys.add(self._key_of(n.payload))
+                            if keys:  # drain the rest of a burst before reloading
+                                for n in conn.notifies(timeout=0):
+                                    keys.add(self._key_of(n.payload))
                         now = time.monotonic()
                         if "" in keys or now - (self.last_refresh or 0) >= self.refresh_interval:
-                            self._apply(self._fetch(conn, None), None)
+                            self._apply(self._fetch_all(conn), None)
                             self.last_refresh = now
                         elif keys:
                             ks = sorted(keys)

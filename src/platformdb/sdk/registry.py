@@ -156,7 +156,11 @@ class Heartbeat:
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(
-                self.database_url, autocommit=True, connect_timeout=10, application_name=APP_NAME
+                self.database_url,
+                autocommit=True,
+                connect_timeout=10,
+                application_name=APP_NAME,
+                **db.connect_kwargs(self.database_url),
             )
         return self._conn
 
