@@ -367,6 +367,26 @@ REPORTS: dict[str, Report] = {
             ),
         ),
     ),
+    "pooler": Report(
+        "Through PgBouncer in transaction mode vs direct (8 clients, pool of 4, same run)",
+        "issue 15",
+        (
+            Row(
+                "`create_transaction` through PgBouncer",
+                "pooled.create_transaction_per_s",
+                "transactions/s",
+                "`create_transaction` direct",
+                "direct.create_transaction_per_s",
+            ),
+            Row(
+                "queue cycle (enqueue, claim, ack) through PgBouncer",
+                "pooled.queue_cycle_per_s",
+                "cycles/s",
+                "queue cycle direct",
+                "direct.queue_cycle_per_s",
+            ),
+        ),
+    ),
     "payments": Report(
         "Payments: `create_transaction` vs a plain INSERT (4 connections, pgbench)",
         "issue 5",

@@ -882,6 +882,7 @@ def _wait(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
     return predicate()
 
 
+@pytest.mark.pooled
 def test_a_running_client_sees_a_change_through_listen_notify(conn: psycopg.Connection[Any], db_url: str) -> None:
     u = users(1, seed=3)[0]
     upsert(conn, "live", enabled=True, rollout_strategy="none")
@@ -930,6 +931,7 @@ def test_the_client_reconnects_and_catches_up(conn: psycopg.Connection[Any], db_
         assert client.last_error is not None
 
 
+@pytest.mark.pooled
 def test_the_client_reports_its_counts_as_sdk(conn: psycopg.Connection[Any], db_url: str) -> None:
     upsert(conn, "counted", enabled=True, rollout_strategy="percentage", rollout_percentage=50)
     client = flags.FlagClient(db_url)
@@ -949,6 +951,7 @@ def test_the_client_reports_its_counts_as_sdk(conn: psycopg.Connection[Any], db_
     }
 
 
+@pytest.mark.pooled
 def test_concurrent_threads_lose_no_count(conn: psycopg.Connection[Any], db_url: str) -> None:
     upsert(conn, "threads", enabled=True, rollout_strategy="all")
     client = flags.FlagClient(db_url)

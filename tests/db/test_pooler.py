@@ -34,9 +34,7 @@ def test_the_pool_mode_is_detected(db_url: str, server_url: str, route: str) -> 
     assert db.detect_pool_mode(db_url) == ("transaction" if route == "pooled" else "session")
 
 
-def test_the_stated_pool_mode_wins_over_detection(
-    db_url: str, route: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_stated_pool_mode_wins_over_detection(db_url: str, route: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(db, "_modes", {})
     monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.setenv(db.POOL_MODE_ENV, "transaction")
@@ -74,9 +72,7 @@ def _ledger_rows(url: str) -> int:
         return int(row[0])
 
 
-def test_migrations_refuse_a_transaction_pooler_and_apply_nothing(
-    new_db_url: str, pgbouncer: PgBouncer
-) -> None:
+def test_migrations_refuse_a_transaction_pooler_and_apply_nothing(new_db_url: str, pgbouncer: PgBouncer) -> None:
     pooled = pgbouncer.url_for(new_db_url)
     db.configure(pooled, pool_mode="transaction")
     with pytest.raises(db.PoolerRefused, match=db.DIRECT_URL_ENV):
@@ -113,9 +109,7 @@ def _doctor(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     return _cli("doctor", "--json", *args, env=env)
 
 
-def test_doctor_reports_each_url_and_which_serves_what(
-    db_url: str, server_url: str, route: str
-) -> None:
+def test_doctor_reports_each_url_and_which_serves_what(db_url: str, server_url: str, route: str) -> None:
     import json
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLATFORMDB_") and k != "DATABASE_URL"}
@@ -136,3 +130,103 @@ def test_doctor_reports_each_url_and_which_serves_what(
     assert report["duties"]["application"] == "database_url"
     assert report["duties"]["listen"] == ("direct_url" if route == "pooled" else "database_url")
     assert report["duties"]["reads"] == "database_url"
+
+
+def test_the_webhook_receiver_stores_16_concurrent_deliveries(
+    db_url: str, conn: psycopg.Connection[Any], route: str
+) -> None:
+    import json
+    import threading
+
+    from starlette.testclient import TestClient
+
+    from platformdb.whatsapp_cloud import payloads
+    from platformdb.whatsapp_cloud.webhook import create_app
+
+    secret = "pooled-secret"
+    app = create_app(db_url, secret, "verify", max_connections=CLIENTS)
+    errors: list[str] = []
+    per_thread = 5
+    with TestClient(app) as client:
+
+        def post(t: int) -> None:
+            for i in range(per_thread):
+                doc = payloads.text_notification(
+                    f"2507880{t:02d}{i:03d}", f"hi {i}", f"wamid.c.{t}.{i}", timestamp=1750857384
+                )
+                body = json.dumps(doc).encode()
+                headers = {"Content-Type": "application/json", "X-Hub-Signature-256": payloads.sign(body, secret)}
+                r = client.post("/webhooks/whatsapp", content=body, headers=headers)
+                if r.status_code != 200:
+                    errors.append(f"{t}/{i}: {r.status_code} {r.text[:200]}")
+
+        ts = [threading.Thread(target=post, args=(t,)) for t in range(CLIENTS)]
+        for th in ts:
+            th.start()
+        for th in ts:
+            th.join()
+    assert errors == []
+    row = conn.execute(
+        "select count(*) from whatsapp_inbound_messages where whatsapp_message_id like 'wamid.c.%'"
+    ).fetchone()
+    assert row == (CLIENTS * per_thread,)
+
+
+def test_16_flag_clients_see_a_change(
+    db_url: str, conn: psycopg.Connection[Any], route: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import time
+
+    from platformdb.sdk import flags
+
+    with db.as_service(conn):
+        flags.upsert_flag(conn, "rollout", enabled=True, rollout_strategy="none")
+    caplog.set_level(logging.INFO, logger="platformdb.sdk.flags")
+    clients = [flags.FlagClient(db_url, refresh_interval=3600, record=False).start() for _ in range(CLIENTS)]
+    try:
+        assert all(c.ready and not c.is_enabled("rollout") for c in clients)
+        with db.as_service(conn):
+            flags.upsert_flag(conn, "rollout", rollout_strategy="all")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not all(c.is_enabled("rollout") for c in clients):
+            time.sleep(0.02)
+        assert all(c.is_enabled("rollout") for c in clients), "a client never saw the change"
+        assert all(c.last_error is None for c in clients)
+        polling = [r for r in caplog.records if "polling the flags' version" in r.getMessage()]
+        # the fallback is logged once per client, at start — and only without a session URL
+        assert len(polling) == (CLIENTS if route == "pooled" else 0)
+        assert all(c.polling is (route == "pooled") for c in clients)
+    finally:
+        for c in clients:
+            c.stop()
+
+
+def test_with_a_direct_url_listen_goes_there_while_the_calls_use_the_pooler(
+    server_url: str, pgbouncer: PgBouncer
+) -> None:
+    import time
+
+    from platformdb.sdk import flags
+
+    db_url = pgbouncer.url_for(server_url)
+    conn = psycopg.connect(db_url, autocommit=True, prepare_threshold=None)
+
+    with db.as_service(conn):
+        flags.upsert_flag(conn, "via-listen", enabled=True, rollout_strategy="none")
+    with flags.FlagClient(db_url, direct_url=server_url, refresh_interval=3600, record=False) as client:
+        assert client.polling is False and not client.is_enabled("via-listen")
+        with db.as_service(conn):
+            flags.upsert_flag(conn, "via-listen", rollout_strategy="all")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not client.is_enabled("via-listen"):
+            time.sleep(0.01)
+        assert client.is_enabled("via-listen")
+    with psycopg.connect(server_url, autocommit=True) as c:
+        listeners = c.execute(
+            "select count(*) from pg_stat_activity where datname = current_database()"
+            " and application_name = %s and query like 'listen%%'",
+            (flags.APP_NAME,),
+        ).fetchone()
+    assert listeners == (0,)  # the client closed its LISTEN connection on stop
+    conn.close()

@@ -70,6 +70,7 @@ def _row(conn: psycopg.Connection[Any], mid: UUID) -> dict[str, Any]:
 # ---- success --------------------------------------------------------------------------
 
 
+@pytest.mark.pooled
 def test_each_message_type_is_posted_in_the_documented_shape(
     db_url: str, conn: psycopg.Connection[Any], stub: GraphStub
 ) -> None:
@@ -117,6 +118,7 @@ def test_each_message_type_is_posted_in_the_documented_shape(
         assert row["status"] == "sent" and row["whatsapp_message_id"] == req.wa_id and row["attempt"] == 1
 
 
+@pytest.mark.pooled
 def test_messages_to_one_recipient_go_out_in_queue_order(
     db_url: str, conn: psycopg.Connection[Any], stub: GraphStub
 ) -> None:
@@ -299,6 +301,7 @@ def test_a_lease_shorter_than_the_worst_case_is_refused(db_url: str, stub: Graph
         _config(db_url, stub, lease_seconds=20, http_timeout=10.0)
 
 
+@pytest.mark.pooled
 def test_the_worker_runs_the_sender_and_stops_cleanly(
     db_url: str, conn: psycopg.Connection[Any], stub: GraphStub
 ) -> None:

@@ -94,6 +94,7 @@ def test_the_app_refuses_to_start_without_secrets(db_url: str) -> None:
 # ---- signatures -----------------------------------------------------------------------
 
 
+@pytest.mark.pooled
 def test_a_signed_inbound_text_updates_the_session_and_is_recorded(
     client: TestClient, conn: psycopg.Connection[Any]
 ) -> None:
@@ -164,6 +165,7 @@ def test_a_body_changed_after_signing_is_refused(client: TestClient, conn: psyco
 # ---- replays and malformed bodies -----------------------------------------------------
 
 
+@pytest.mark.pooled
 def test_a_replayed_delivery_is_harmless(client: TestClient, conn: psycopg.Connection[Any]) -> None:
     body = _text()
     assert _post(client, body).json()["messages"] == 1
@@ -241,6 +243,7 @@ def test_other_subscriptions_and_unknown_statuses_are_acknowledged_and_ignored(
     assert _stored(conn) == (0, 0, 0)
 
 
+@pytest.mark.pooled
 def test_several_messages_in_one_notification(client: TestClient, conn: psycopg.Connection[Any]) -> None:
     doc = payloads.text_notification(FROM, "one", "wamid.1", timestamp=TS)
     value = doc["entry"][0]["changes"][0]["value"]
@@ -293,6 +296,7 @@ def _status_row(conn: psycopg.Connection[Any], mid: Any) -> tuple[Any, ...]:
     return tuple(row)
 
 
+@pytest.mark.pooled
 def test_statuses_out_of_order_never_move_a_message_backwards(
     client: TestClient, conn: psycopg.Connection[Any]
 ) -> None:
@@ -356,6 +360,7 @@ def test_healthz(client: TestClient) -> None:
 # ---- the real command -----------------------------------------------------------------
 
 
+@pytest.mark.pooled
 def test_platformdb_whatsapp_serve(db_url: str, conn: psycopg.Connection[Any]) -> None:
     port = devdb.free_port()
     env = {**os.environ, "WHATSAPP_APP_SECRET": "s", "WHATSAPP_VERIFY_TOKEN": "v"}

@@ -132,6 +132,7 @@ def enqueue(url: str, n: int, start: int = 0, **payload: Any) -> None:
         q.enqueue_messages(c, "e2e", [q.NewMessage("e2e.work", {"i": i, **payload}) for i in range(start, start + n)])
 
 
+@pytest.mark.pooled
 def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_only_what_it_held(
     db_url: str, workers: Callable[..., WorkerProcess], record: Callable[[], list[tuple[str, str, int]]]
 ) -> None:
@@ -210,6 +211,7 @@ def test_sigterm_releases_work_that_outlasts_the_grace_period(
     assert row == ("available", 0, None), "released without counting the interrupted attempt"
 
 
+@pytest.mark.pooled
 def test_long_work_keeps_its_lease_and_jobs_return_results(
     db_url: str, workers: Callable[..., WorkerProcess], record: Callable[[], list[tuple[str, str, int]]]
 ) -> None:
@@ -254,6 +256,7 @@ def test_failures_are_retried_then_dead_lettered_by_the_worker(
     assert all("RuntimeError: asked to fail" in e["error"] for e in row[1])
 
 
+@pytest.mark.pooled
 def test_the_worker_fires_recurring_jobs(
     db_url: str, workers: Callable[..., WorkerProcess], record: Callable[[], list[tuple[str, str, int]]]
 ) -> None:
