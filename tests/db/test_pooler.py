@@ -182,7 +182,7 @@ def test_16_flag_clients_see_a_change(
 
     with db.as_service(conn):
         flags.upsert_flag(conn, "rollout", enabled=True, rollout_strategy="none")
-    caplog.set_level(logging.INFO, logger="platformdb.sdk.flags")
+    caplog.set_level(logging.INFO, logger="platformdb.flags")
     clients = [flags.FlagClient(db_url, refresh_interval=3600, record=False).start() for _ in range(CLIENTS)]
     try:
         assert all(c.ready and not c.is_enabled("rollout") for c in clients)
