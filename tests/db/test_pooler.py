@@ -230,3 +230,52 @@ def test_with_a_direct_url_listen_goes_there_while_the_calls_use_the_pooler(
         ).fetchone()
     assert listeners == (0,)  # the client closed its LISTEN connection on stop
     conn.close()
+
+
+def test_without_a_session_url_the_sender_polls_and_says_so_once(
+    db_url: str, conn: psycopg.Connection[Any], route: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import threading
+    import time
+
+    from platformdb.sdk import whatsapp as wa
+    from platformdb.whatsapp_cloud.graph_stub import GraphStub
+    from platformdb.whatsapp_cloud.sender import SenderConfig, WhatsAppSender
+
+    caplog.set_level(logging.INFO, logger="platformdb.whatsapp.sender")
+    with GraphStub(token="graph-test-token", phone_number_id="106540352242922") as stub:
+        config = SenderConfig(
+            database_url=db_url,
+            access_token=stub.token,
+            phone_number_id=stub.phone_number_id,
+            graph_url=stub.base_url,
+            rate_per_second=None,
+            idle_wait=0.3,
+            lease_seconds=60,
+            http_timeout=5.0,
+            backoff_max=0.05,
+            retry_after_max=0.2,
+        )
+        sender = WhatsAppSender(config)
+        stop = threading.Event()
+        th = threading.Thread(target=sender.run, args=(stop,))
+        th.start()
+        try:
+            time.sleep(0.5)
+            with db.as_service(conn):
+                ids = [wa.send_text(conn, f"+25078811{i:04d}", f"m{i}") for i in range(CLIENTS)]
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                row = conn.execute(
+                    "select count(*) from whatsapp_message_queue where id = any(%s) and status = 'sent'", (ids,)
+                ).fetchone()
+                if row == (CLIENTS,):
+                    break
+                time.sleep(0.1)
+        finally:
+            stop.set()
+            th.join(30)
+    assert row == (CLIENTS,)
+    polling = [r for r in caplog.records if "polling every" in r.getMessage()]
+    assert len(polling) == (1 if route == "pooled" else 0)

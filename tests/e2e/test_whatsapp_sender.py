@@ -303,11 +303,14 @@ def test_a_lease_shorter_than_the_worst_case_is_refused(db_url: str, stub: Graph
 
 @pytest.mark.pooled
 def test_the_worker_runs_the_sender_and_stops_cleanly(
-    db_url: str, conn: psycopg.Connection[Any], stub: GraphStub
+    db_url: str, server_url: str, route: str, conn: psycopg.Connection[Any], stub: GraphStub
 ) -> None:
-    # idle_wait is long: only the NOTIFY sent by enqueue can wake the sender in time
-    sender = WhatsAppSender(_config(db_url, stub, idle_wait=120.0))
-    worker = Worker(WorkerConfig(database_url=db_url, grace_seconds=10), [sender])
+    # idle_wait is long: only the NOTIFY sent by enqueue can wake the sender in time. Through
+    # the pooler, LISTEN runs on the direct URL (PLATFORMDB_DIRECT_URL) while claims and
+    # records go through PgBouncer.
+    direct = server_url if route == "pooled" else None
+    sender = WhatsAppSender(_config(db_url, stub, idle_wait=120.0, direct_url=direct))
+    worker = Worker(WorkerConfig(database_url=db_url, grace_seconds=10, direct_url=direct), [sender])
     worker.start()
     try:
         time.sleep(0.3)  # idle, listening
