@@ -69,6 +69,7 @@ STATUS_CSS = {
 @dataclass
 class Settings:
     database_url: str
+    replica_url: str | None = None  # pages and /metrics read here when set; the redrive writes the primary
     token: str | None = None
     loopback_only: bool = True  # answer only requests addressed to a loopback host name
     setup_roles: bool | None = None  # None: when needed and the user may
@@ -79,9 +80,14 @@ class Settings:
 @dataclass
 class State:
     settings: Settings
-    pool: access.MonitorPool
+    pool: access.MonitorPool  # reads: the replica when one is set
     can_operate: bool
     setup_notes: list[str]
+    write_pool: access.MonitorPool | None = None  # the primary, when reads go to a replica
+
+    @property
+    def primary_pool(self) -> access.MonitorPool:
+        return self.write_pool or self.pool
 
 
 def now_utc() -> datetime:
@@ -173,6 +179,7 @@ def _state(request: Request) -> State:
 @contextmanager
 def _conn(request: Request) -> Iterator[q.Conn]:
     with _state(request).pool.connection() as conn:
+        request.state.replica = q.replica_status(conn)
         yield conn
 
 
@@ -182,6 +189,7 @@ def _render(request: Request, template: str, active: str, **ctx: Any) -> Respons
         "pages": PAGES,
         "active": active,
         "generated_at": now_utc(),
+        "replica": getattr(request.state, "replica", None),
         "windows": q.WINDOWS,
         "sources": q.SOURCES,
     }
@@ -298,7 +306,7 @@ async def redrive(request: Request) -> Response:
     from starlette.concurrency import run_in_threadpool
 
     try:
-        n = await run_in_threadpool(access.redrive, state.pool, kind, name, 1000, f"dashboard@{client}")
+        n = await run_in_threadpool(access.redrive, state.primary_pool, kind, name, 1000, f"dashboard@{client}")
     except psycopg.Error as exc:
         if exc.sqlstate and exc.sqlstate[:2] == "22":
             return PlainTextResponse(f"refused: {exc.diag.message_primary}", status_code=400)
@@ -584,13 +592,18 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         notes = access.ensure_access(settings.database_url, settings.setup_roles)
-        pool = access.monitor_pool(settings.database_url, settings.pool_size)
+        # reads go to the replica when there is one; nothing that writes goes there
+        pool = access.monitor_pool(settings.replica_url or settings.database_url, settings.pool_size)
+        write_pool = access.monitor_pool(settings.database_url, 2) if settings.replica_url else None
         try:
-            app.state.dashboard = State(settings, pool, access.can_operate(pool), notes)
+            primary = write_pool or pool
+            app.state.dashboard = State(settings, pool, access.can_operate(primary), notes, write_pool)
             app.state.registry = exporter.registry(pool.connection)
             yield
         finally:
             pool.close()
+            if write_pool is not None:
+                write_pool.close()
 
     routes = [
         Route("/", overview),

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from platformdb import db
 from platformdb.cli_options import DirectUrl, PoolMode, ReplicaUrl
 
 MIN_TOKEN = 16
@@ -96,7 +97,12 @@ def register(app: typer.Typer) -> None:
             return
         for note in notes:
             err_console.print(note)
-        settings = Settings(database_url=url, token=token, loopback_only=is_loopback(host) and not token)
+        settings = Settings(
+            database_url=url,
+            replica_url=db.replica_url(replica_url),
+            token=token,
+            loopback_only=is_loopback(host) and not token,
+        )
         stop = threading.Event()
         if demo_traffic:
             from platformdb.dashboard import live

@@ -53,6 +53,8 @@ FAMILIES: dict[str, str] = {
     "platformdb_partition_months_ahead": "Months after the current one covered without a gap (-1: not even this one).",
     "platformdb_partition_current_month_covered": "1 when the current month has its own partition, per table.",
     "platformdb_partition_default_rows": "Rows in the DEFAULT partition (rows no month partition took).",
+    "platformdb_reading_replica": "1 when the dashboard reads a standby (PLATFORMDB_REPLICA_URL), else 0.",
+    "platformdb_replica_lag_seconds": "Replay lag of the standby the dashboard reads (0 on the primary or caught up).",
 }
 
 
@@ -67,6 +69,11 @@ def _f(v: Any) -> float:
 def collect(conn: q.Conn) -> list[Metric]:
     """Every family from one connection (as platformdb_monitor)."""
     out: list[Metric] = []
+    rep = q.replica_status(conn)
+    reading, lag = _g("platformdb_reading_replica"), _g("platformdb_replica_lag_seconds")
+    reading.add_metric([], 1.0 if rep["in_recovery"] else 0.0)
+    lag.add_metric([], _f(rep["lag_seconds"]))
+    out += [reading, lag]
 
     depth, ready = _g("platformdb_queue_depth", ["queue"]), _g("platformdb_queue_ready", ["queue"])
     inflight = _g("platformdb_queue_in_flight", ["queue"])

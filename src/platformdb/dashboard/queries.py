@@ -225,3 +225,20 @@ def definition(conn: Conn, name: str) -> list[dict[str, Any]]:
     if name not in allowed:
         return []
     return rows(conn, DEFINITION, {"name": name})
+
+
+REPLICA_STATUS = """
+select pg_catalog.pg_is_in_recovery() as in_recovery,
+       case when not pg_catalog.pg_is_in_recovery() then 0.0
+            when pg_catalog.pg_last_wal_receive_lsn() = pg_catalog.pg_last_wal_replay_lsn() then 0.0
+            else coalesce(extract(epoch from now() - pg_catalog.pg_last_xact_replay_timestamp()), 0.0)
+       end::float8 as lag_seconds
+"""
+
+
+def replica_status(conn: Conn) -> dict[str, Any]:
+    """Whether this connection reads a standby, and its replay lag in seconds (0 when it has
+    replayed all it received, or on the primary)."""
+    row = conn.execute(REPLICA_STATUS).fetchone()
+    assert row is not None
+    return dict(row)
