@@ -225,27 +225,31 @@ def test_loopback_binding_answers_loopback_host_names_only(db_url: str) -> None:
 def test_the_dashboard_reads_as_a_read_only_role(db_url: str) -> None:
     with client_for(db_url) as c:
         pool = c.app.state.dashboard.pool  # type: ignore[attr-defined]
+        # every checkout is one read-only transaction as platformdb_monitor (SET LOCAL: the same
+        # on a transaction-mode pooler), so each refusal below gets a checkout of its own
         with pool.connection() as conn:
             row = conn.execute("select current_user, current_setting('transaction_read_only')").fetchone()
             assert row == {"current_user": "platformdb_monitor", "current_setting": "on"}
-            with raises_sqlstate("25006"):  # read-only transaction, before any privilege check
-                conn.execute(
-                    "insert into public.message_queue (queue_name, message_type, payload) values ('x', 'y', '{}')"
-                )
-            with raises_sqlstate("25006"):
-                conn.execute("create table public.dashboard_was_here (i int)")
-            with conn.transaction():
-                conn.execute("set transaction read write")
-                for stmt in (
-                    "select count(*) from public.transactions",
-                    "select count(*) from public.message_queue_stats",
-                    "insert into public.message_queue (queue_name, message_type, payload) values ('x', 'y', '{}')",
-                    "select public.redrive_dead_letters('payouts', 10)",
-                    "select public.monitoring_redrive_dead_letters('message', 'payouts', 10)",
-                    "select public.monitoring_checked_limit(1)",
-                ):
-                    with raises_sqlstate("42501"), conn.transaction():
-                        conn.execute(stmt)
+        for stmt in (
+            "insert into public.message_queue (queue_name, message_type, payload) values ('x', 'y', '{}')",
+            "create table public.dashboard_was_here (i int)",
+        ):
+            with raises_sqlstate("25006"), pool.connection() as conn:  # read-only, before any privilege check
+                conn.execute(stmt)
+        with raises_sqlstate("25001"), pool.connection() as conn:  # a page cannot make its checkout writable
+            conn.execute("set transaction read write")
+        with pool.operator_connection() as conn, conn.transaction():
+            conn.execute("set local role platformdb_monitor")  # read-write, as the monitor role
+            for stmt in (
+                "select count(*) from public.transactions",
+                "select count(*) from public.message_queue_stats",
+                "insert into public.message_queue (queue_name, message_type, payload) values ('x', 'y', '{}')",
+                "select public.redrive_dead_letters('payouts', 10)",
+                "select public.monitoring_redrive_dead_letters('message', 'payouts', 10)",
+                "select public.monitoring_checked_limit(1)",
+            ):
+                with raises_sqlstate("42501"), conn.transaction():
+                    conn.execute(stmt)
     with psycopg.connect(db_url) as admin:
         # what the role may do at all: execute the read-only monitoring functions, nothing else
         rows = admin.execute(
