@@ -177,6 +177,18 @@ def _state(request: Request) -> State:
 
 
 @contextmanager
+def _primary_conn(request: Request) -> Iterator[q.Conn]:
+    """A read-only checkout on the primary: the cache's unlogged tables are not on a replica."""
+    state = _state(request)
+    if state.write_pool is None:
+        with _conn(request) as conn:
+            yield conn
+        return
+    with state.write_pool.connection() as conn:
+        yield conn
+
+
+@contextmanager
 def _conn(request: Request) -> Iterator[q.Conn]:
     with _state(request).pool.connection() as conn:
         request.state.replica = q.replica_status(conn)
@@ -204,7 +216,6 @@ def overview(request: Request) -> Response:
         queues, jobs = q.queues(conn), q.jobs(conn)
         volume, open_rows = q.payment_volume(conn, hourly), q.payment_open(conn)
         wa = q.whatsapp(conn)
-        cache_rows, route = q.cache(conn), q.route_cache(conn)
         flags = q.flags(conn)
         coverage = q.partition_coverage(conn)
         recent = q.metric_series(conn, timedelta(minutes=15))
@@ -214,6 +225,8 @@ def overview(request: Request) -> Response:
             for r in daily
             if r["metric_type"] == "latency"
         ][:8]
+    with _primary_conn(request) as conn:
+        cache_rows, route = q.cache(conn), q.route_cache(conn)
     s = q.SOURCES
     areas = [
         health.services(services, s["services"]),
@@ -413,7 +426,7 @@ def whatsapp_page(request: Request) -> Response:
 def cache_page(request: Request) -> Response:
     w = q.window(request.query_params.get("window"), "24h")
     span = max(w.span, timedelta(hours=1))
-    with _conn(request) as conn:
+    with _primary_conn(request) as conn:
         rows, route = q.cache(conn), q.route_cache(conn)
         rates = q.cache_hit_rate(conn, span)
     hour = timedelta(hours=1)
@@ -598,7 +611,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             primary = write_pool or pool
             app.state.dashboard = State(settings, pool, access.can_operate(primary), notes, write_pool)
-            app.state.registry = exporter.registry(pool.connection)
+            app.state.registry = exporter.registry(pool.connection, write_pool.connection if write_pool else None)
             yield
         finally:
             pool.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any
 
@@ -66,8 +67,10 @@ def _f(v: Any) -> float:
     return float(v or 0)
 
 
-def collect(conn: q.Conn) -> list[Metric]:
-    """Every family from one connection (as platformdb_monitor)."""
+def collect(conn: q.Conn, primary: q.Conn | None = None) -> list[Metric]:
+    """Every family from one connection (as platformdb_monitor). `primary`: a connection to
+    the primary when `conn` reads a replica — the cache's entries and counters live in
+    unlogged tables, which a standby does not have."""
     out: list[Metric] = []
     rep = q.replica_status(conn)
     reading, lag = _g("platformdb_reading_replica"), _g("platformdb_replica_lag_seconds")
@@ -145,14 +148,14 @@ def collect(conn: q.Conn) -> list[Metric]:
     ratio = _g("platformdb_cache_hit_ratio", ["namespace", "cache_type"])
     lookups = _g("platformdb_cache_lookups_24h", ["namespace", "cache_type", "result"])
     entries = _g("platformdb_cache_entries", ["cache_type"])
-    for r in q.cache(conn):
+    for r in q.cache(primary or conn):
         hits, misses = _f(r["hits_24h"]), _f(r["misses_24h"])
         lookups.add_metric(["cache", r["cache_type"], "hit"], hits)
         lookups.add_metric(["cache", r["cache_type"], "miss"], misses)
         if hits + misses:
             ratio.add_metric(["cache", r["cache_type"]], hits / (hits + misses))
         entries.add_metric([r["cache_type"]], _f(r["live_entries"]))
-    route = q.route_cache(conn)
+    route = q.route_cache(primary or conn)
     if route:
         hits, misses = _f(route["hits_24h"]), _f(route["misses_24h"])
         lookups.add_metric(["route", "route", "hit"], hits)
@@ -184,15 +187,16 @@ def collect(conn: q.Conn) -> list[Metric]:
 class PlatformCollector(Collector):
     """Reads the database at each scrape; `platformdb_up` 0 (and nothing else) when it cannot."""
 
-    def __init__(self, connection: Callable[[], Any]):
+    def __init__(self, connection: Callable[[], Any], primary: Callable[[], Any] | None = None):
         self.connection = connection  # a context manager factory yielding a connection
+        self.primary = primary  # the same for the primary, when `connection` reads a replica
 
     def collect(self) -> Iterator[Metric]:
         t0 = time.perf_counter()
         up = _g("platformdb_up")
         try:
-            with self.connection() as conn:
-                families = collect(conn)
+            with self.connection() as conn, (self.primary() if self.primary else nullcontext()) as pconn:
+                families = collect(conn, pconn)
         except Exception:  # the scrape must answer even when the database does not
             families = []
             up.add_metric([], 0.0)
@@ -205,7 +209,7 @@ class PlatformCollector(Collector):
         yield from families
 
 
-def registry(connection: Callable[[], Any]) -> CollectorRegistry:
+def registry(connection: Callable[[], Any], primary: Callable[[], Any] | None = None) -> CollectorRegistry:
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(PlatformCollector(connection))
+    reg.register(PlatformCollector(connection, primary))
     return reg
