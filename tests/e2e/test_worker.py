@@ -258,7 +258,7 @@ def test_failures_are_retried_then_dead_lettered_by_the_worker(
 
 @pytest.mark.pooled
 def test_the_worker_fires_recurring_jobs(
-    db_url: str, workers: Callable[..., WorkerProcess], record: Callable[[], list[tuple[str, str, int]]]
+    db_url: str, route: str, workers: Callable[..., WorkerProcess], record: Callable[[], list[tuple[str, str, int]]]
 ) -> None:
     with psycopg.connect(db_url, autocommit=True) as c:
         rid = jobs.schedule_recurring_job(c, "e2e-every-minute", "e2e.job", "* * * * *", {"sleep": 0})
@@ -280,6 +280,10 @@ def test_the_worker_fires_recurring_jobs(
         ).fetchone()
     assert fired == [("completed",)], "the due slot became exactly one job, and it ran"
     assert schedule == (True, True), "the schedule moved on to a later slot"
+    # through the pooler without PLATFORMDB_DIRECT_URL there is no LISTEN: it polls, and says so once
+    log = w.log.read_text(errors="replace")
+    assert log.count("no session connection for LISTEN") == (1 if route == "pooled" else 0), log[-3000:]
+    assert "prepared statement" not in log
 
 
 def test_a_database_restart_during_a_run_loses_nothing(
