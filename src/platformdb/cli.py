@@ -216,27 +216,35 @@ def migrate_status(
         fail(str(exc))
         return
     changed = any(r.applied and not r.checksum_ok for r in rows)
+
+    def state(r: migrate_mod.Status) -> str:
+        if not r.applied:
+            return "pending"
+        if not r.checksum_ok:
+            return "changed"
+        return "applied by the Supabase CLI" if r.applied_by == "supabase-cli" else "applied"
+
     if as_json:
         print_json(
             [
                 {
                     "version": r.migration.version,
                     "name": r.migration.name,
-                    "state": "changed" if not r.checksum_ok else ("applied" if r.applied else "pending"),
+                    "state": state(r),
+                    "applied_by": r.applied_by,
                     "applied_at": r.applied_at,
                 }
                 for r in rows
             ]
         )
     else:
+        colour = {"pending": "yellow", "changed": "red"}
         table = Table("version", "name", "state", "applied at")
         for r in rows:
-            state = (
-                "[red]changed[/]"
-                if not r.checksum_ok
-                else ("[green]applied[/]" if r.applied else "[yellow]pending[/]")
+            st = state(r)
+            table.add_row(
+                r.migration.version, r.migration.name, f"[{colour.get(st, 'green')}]{st}[/]", str(r.applied_at or "")
             )
-            table.add_row(r.migration.version, r.migration.name, state, str(r.applied_at or ""))
         console.print(table)
     raise typer.Exit(1 if changed else 0)
 

@@ -6,7 +6,11 @@ wrapper and runs the body inside its own transaction together with the ledger ro
 file is either applied and recorded or not at all. An advisory lock serialises runners.
 
 The ledger is Supabase's `supabase_migrations.schema_migrations (version, statements, name)`
-plus `supabase_migrations.platformdb_ledger` holding each file's checksum.
+plus `supabase_migrations.platformdb_ledger` holding each file's checksum. A version that only
+`schema_migrations` records (with this file's name) was applied by the Supabase CLI
+(`supabase db push` of `platformdb migrate export`): it counts as applied, `up` skips it and
+`down` rolls it back and removes it from both ledgers. The CLI keeps no checksum, so such a
+file's content cannot be compared.
 """
 
 from __future__ import annotations
@@ -76,11 +80,21 @@ class Migration:
 
 
 @dataclass(frozen=True)
+class Applied:
+    """What the ledgers say of one applied version."""
+
+    checksum: str | None  # None: applied by the Supabase CLI, which records no checksum
+    applied_at: object | None
+    by: str  # "platformdb" or "supabase-cli"
+
+
+@dataclass(frozen=True)
 class Status:
     migration: Migration
     applied: bool
     checksum_ok: bool
     applied_at: object | None = None
+    applied_by: str | None = None  # "platformdb", "supabase-cli" or None when pending
 
 
 def default_dir() -> Path:
@@ -224,35 +238,66 @@ def _ensure_ledger(conn: psycopg.Connection) -> None:
 
 
 def _ledger_exists(conn: psycopg.Connection) -> bool:
-    row = conn.execute("select to_regclass('supabase_migrations.platformdb_ledger')").fetchone()
+    return _table_exists(conn, "supabase_migrations.platformdb_ledger")
+
+
+def _table_exists(conn: psycopg.Connection, name: str) -> bool:
+    row = conn.execute("select to_regclass(%s)", (name,)).fetchone()
     return bool(row and row[0])
 
 
-def applied(conn: psycopg.Connection) -> dict[str, tuple[str, object]]:
-    """version → (checksum, applied_at) for applied migrations."""
-    if not _ledger_exists(conn):
-        return {}
-    rows = conn.execute(
-        "select version, checksum, applied_at from supabase_migrations.platformdb_ledger"
-    ).fetchall()
-    return {r[0]: (r[1], r[2]) for r in rows}
+def applied(conn: psycopg.Connection, migrations: list[Migration] | None = None) -> dict[str, Applied]:
+    """version → Applied for applied migrations.
 
-
-def status(url: str, directory: Path | None = None) -> list[Status]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        done = applied(conn)
-    out = []
-    for m in discover(directory):
-        if m.version in done:
-            out.append(Status(m, True, done[m.version][0] == m.checksum, done[m.version][1]))
-        else:
-            out.append(Status(m, False, True))
+    Our ledger first; then the Supabase CLI's `schema_migrations` rows whose version and name
+    are one of `migrations` (default: the packaged files). Other rows there belong to the
+    application's own migrations and are not ours to count.
+    """
+    out: dict[str, Applied] = {}
+    if _ledger_exists(conn):
+        for version, checksum, at in conn.execute(
+            "select version, checksum, applied_at from supabase_migrations.platformdb_ledger"
+        ):
+            out[version] = Applied(checksum, at, "platformdb")
+    if _table_exists(conn, "supabase_migrations.schema_migrations"):
+        ours = {m.version: m.name for m in (migrations if migrations is not None else discover())}
+        rows = conn.execute(
+            "select version, coalesce(name, '') from supabase_migrations.schema_migrations"
+            " where version = any(%s)",
+            (list(ours),),
+        ).fetchall()
+        for version, name in rows:
+            if version in out:
+                continue
+            if name and name != ours[version]:
+                raise MigrationError(
+                    f"supabase_migrations.schema_migrations records version {version} as {name!r},"
+                    f" but this package's migration {version} is {ours[version]!r}: two migrations"
+                    " share a version; rename the application's migration"
+                )
+            out[version] = Applied(None, None, "supabase-cli")
     return out
 
 
-def _check_checksums(migrations: list[Migration], done: dict[str, tuple[str, object]]) -> None:
+def status(url: str, directory: Path | None = None) -> list[Status]:
+    migrations = discover(directory)
+    with psycopg.connect(url, autocommit=True) as conn:
+        done = applied(conn, migrations)
+    out = []
     for m in migrations:
-        if m.version in done and done[m.version][0] != m.checksum:
+        a = done.get(m.version)
+        if a is None:
+            out.append(Status(m, False, True))
+        else:
+            ok = a.checksum is None or a.checksum == m.checksum
+            out.append(Status(m, True, ok, a.applied_at, a.by))
+    return out
+
+
+def _check_checksums(migrations: list[Migration], done: dict[str, Applied]) -> None:
+    for m in migrations:
+        a = done.get(m.version)
+        if a is not None and a.checksum is not None and a.checksum != m.checksum:
             raise MigrationError(
                 f"{m.filename} was changed after it was applied (checksum differs from the"
                 " ledger); never edit an applied migration: add a new one"
@@ -277,9 +322,11 @@ def up(
     """Apply pending migrations in order (up to `to` inclusive). Returns what was applied."""
     migrations = discover(directory)
     with _locked(url) as conn:
-        done = applied(conn)
+        done = applied(conn, migrations)
         _check_checksums(migrations, done)
         pending = [m for m in migrations if m.version not in done and (to is None or m.version <= to)]
+        if not pending:
+            return []  # up to date: nothing is written, not even an empty ledger
         if dry_run:
             if needs_compat(conn):
                 progress("would install the Supabase compatibility layer")
@@ -333,10 +380,10 @@ def down(
     """Roll back the newest applied migration, or every one newer than `to` ('0' = all)."""
     migrations = discover(directory)
     with _locked(url) as conn:
-        done = applied(conn)
+        done = applied(conn, migrations)
         _check_checksums(migrations, done)
         applied_ms = [m for m in migrations if m.version in done]
-        unknown = set(done) - {m.version for m in migrations}
+        unknown = {v for v, a in done.items() if a.by == "platformdb"} - {m.version for m in migrations}
         if unknown:
             raise MigrationError(
                 f"the ledger lists versions with no file here: {', '.join(sorted(unknown))}"
@@ -351,7 +398,8 @@ def down(
                 raise MigrationError(f"{m.filename} has no {m.version}_{m.name}.down.sql")
         if dry_run:
             for m in targets:
-                progress(f"would roll back {m.filename}")
+                by = " (applied by the Supabase CLI)" if done[m.version].by == "supabase-cli" else ""
+                progress(f"would roll back {m.filename}{by}")
             return targets
         for m in targets:
             assert m.down_path is not None
@@ -363,10 +411,11 @@ def down(
                         "delete from supabase_migrations.schema_migrations where version = %s",
                         (m.version,),
                     )
-                    conn.execute(
-                        "delete from supabase_migrations.platformdb_ledger where version = %s",
-                        (m.version,),
-                    )
+                    if done[m.version].by == "platformdb":
+                        conn.execute(
+                            "delete from supabase_migrations.platformdb_ledger where version = %s",
+                            (m.version,),
+                        )
             except psycopg.Error as exc:
                 where = _error_line(m.down_path, exc, line_offset, body)
                 raise MigrationError(f"{where}: {exc.diag.message_primary or exc}") from exc

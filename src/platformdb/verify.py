@@ -273,20 +273,17 @@ def run(
 
 
 def _check_migrations(conn: psycopg.Connection[Any], migrations: list[migrate.Migration], report: Report) -> set[str]:
-    done = migrate.applied(conn)
-    source = "platformdb ledger"
-    if not done:
-        row = conn.execute("select to_regclass('supabase_migrations.schema_migrations')").fetchone()
-        if row and row[0]:
-            source = "supabase schema_migrations"
-            done = {r[0]: ("", None) for r in conn.execute("select version from supabase_migrations.schema_migrations")}
+    done = migrate.applied(conn, migrations)
     for m in migrations:
-        if m.version not in done:
+        a = done.get(m.version)
+        if a is None:
             report.add("migrations", m.filename, False, "not applied")
-        elif done[m.version][0] and done[m.version][0] != m.checksum:
+        elif a.checksum is not None and a.checksum != m.checksum:
             report.add("migrations", m.filename, False, "changed since it was applied (checksum differs)")
+        elif a.by == "supabase-cli":
+            report.add("migrations", m.filename, True, "applied by the Supabase CLI (no checksum recorded)")
         else:
-            report.add("migrations", m.filename, True, f"applied ({source})")
+            report.add("migrations", m.filename, True, "applied (platformdb ledger)")
     return set(done)
 
 
