@@ -294,4 +294,4 @@ def test_someone_elses_table_without_rls_is_only_a_warning(db_url: str, conn: Co
     conn.execute("create table public.their_notes (id int primary key, body text)")
     report = run(db_url, migrations_dir)
     assert report.ok
-    assert [(c.check, c.item) for c in report.warnings] == [("rls", "public.their_notes")]
+    assert [(c.check, c.item) for c in report.warnings] == [("exposed_table_rls", "public.their_notes")]
