@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from platformdb import lint, security, verify
+from platformdb import lint, security, verify, verify_surface
 
 DEFAULT_PATH = Path("docs/security.md")
 
@@ -60,9 +60,11 @@ level security allows.
   migration that breaks them).
 - **In the test suite**: `tests/security/test_matrix.py` checks every cell of the matrix
   below against a real database, acting as each role the way PostgREST does.
-- **After a deploy**: `platformdb verify` checks the live database: RLS and policies on
-  every table, no grants on partitions, pinned definer functions, no EXECUTE for `anon`
-  outside the allow list, and each helper function exercised in a rolled-back transaction.
+- **As an attacker would**: `tests/security/test_attacks.py` replays the threat model below
+  as `anon` and `authenticated`, the way PostgREST runs a request (role, JWT claims and the
+  role's statement_timeout), and asserts each refusal.
+- **After a deploy**: `platformdb verify` checks the live database, the whole exposed
+  surface included (the checks are listed below; `verify --json` names each by its id).
 
 Lint rules (`platformdb lint --rules`):
 
@@ -75,6 +77,80 @@ Each row is one table; each cell lists what the actor may do to a row that belon
 user called *owner*: **S**elect, **I**nsert, **U**pdate, **D**elete (`·` = refused or
 invisible). *other user* is a different signed-in user. A table missing from this matrix
 fails the test suite.
+
+"""
+
+THREAT_MODEL = """
+## Threat model
+
+Who attacks: anyone with the project's URL and anon key (`anon`), and any signed-in user
+(`authenticated`, with a valid JWT for themself). They reach the database only through
+PostgREST: a request is a transaction `SET LOCAL ROLE anon|authenticated` with the JWT claims
+in `request.jwt.claims`, on the exposed schema (`public`). What they try, and what stops it
+(each line is a test in `tests/security/test_attacks.py` or `test_matrix.py`):
+
+"""
+
+
+ATTACKS: list[tuple[str, str]] = [
+    (
+        "read, insert, update, delete another user's rows, or any row as anon",
+        "RLS and grants (the access matrix below, every cell tested)",
+    ),
+    (
+        "truncate, update or insert into any table anon can reach, extension tables included "
+        "(`spatial_ref_sys`: a truncate broke every distance query, an update changed distances)",
+        "extensions live in the schema `extensions`; no write privilege on extension tables for "
+        "PUBLIC, anon, authenticated (migration 20260401180000 repairs databases with PostGIS in "
+        "public)",
+    ),
+    (
+        "call an extension's SECURITY DEFINER function (`st_estimatedextent` returned the bounding "
+        "box of a table anon cannot read)",
+        "EXECUTE revoked from PUBLIC, anon, authenticated on every extension SECURITY DEFINER function",
+    ),
+    (
+        "call any other SECURITY DEFINER function",
+        "only the functions listed below may be executed by the API roles, each checks the caller itself",
+    ),
+    (
+        "run an expensive function for ever (`st_hexagongrid` over 10°×10°)",
+        "statement_timeout of anon 3 s and authenticated 8 s (compat layer, as on Supabase)",
+    ),
+    (
+        "grow a table by evaluating invented flag keys",
+        "unknown keys from users are counted under one key; a service's are capped per hour across flushes",
+    ),
+    (
+        "set a payment's provider reference or error fields while cancelling it; attach a "
+        "transaction to someone's wallet",
+        "a user's cancellation changes only the status; only services name wallets (42501)",
+    ),
+    (
+        'forge `{"role": "service_role"}` claims',
+        "services are recognised by database role membership, never by claims",
+    ),
+    (
+        "send malformed input to any function",
+        "a specific SQLSTATE naming the parameter, nothing written (fuzzed in tests/fuzz)",
+    ),
+]
+
+VERIFY_INTRO = """
+## What `platformdb verify` checks
+
+Each check has a stable id (`check` / `id` in `verify --json`), a level per result (`error`
+fails verify; `warning` and `info` are reported) and a fix hint (`fix`).
+
+"""
+
+DEFINER_INTRO = """
+## SECURITY DEFINER functions the API roles may execute
+
+`platformdb verify` (`definer_executable`) fails when anon or authenticated can execute any
+SECURITY DEFINER function of an exposed schema, or of an extension, not listed here (the list
+is `DEFINER_EXECUTE` and `ANON_EXECUTE` in the capability's module under
+`src/platformdb/security/`).
 
 """
 
@@ -97,8 +173,19 @@ def render() -> str:
         + ", ".join(f"`{r}`" for r in lint.SQUAWK_EXCLUDED)
         + " (see docs/ground-rules.md).\n"
     )
+    parts.append(THREAT_MODEL)
+    parts.append("| attack | refused by |\n|---|---|\n")
+    parts += [f"| {attack} | {by} |\n" for attack, by in ATTACKS]
+    parts.append("\n")
+    parts.append(VERIFY_INTRO)
+    parts.append("| id | checks | fix |\n|---|---|---|\n")
+    parts += [f"| `{cid}` | {info.title} | {info.fix} |\n" for cid, info in verify.CATALOG.items()]
     parts.append(MATRIX_INTRO)
     parts.append(security.render_markdown())
+    parts.append(DEFINER_INTRO)
+    definers = verify_surface.definer_allowed()
+    parts.append("| function | why |\n|---|---|\n")
+    parts += [f"| `{name}` | {why} |\n" for name, why in sorted(definers.items())]
     parts.append(ANON_INTRO)
     allowed = verify.anon_allowed()
     if allowed:
@@ -116,9 +203,7 @@ def diff(path: Path) -> str:
     if current == wanted:
         return ""
     return "".join(
-        difflib.unified_diff(
-            current.splitlines(keepends=True), wanted.splitlines(keepends=True), str(path), "rendered"
-        )
+        difflib.unified_diff(current.splitlines(keepends=True), wanted.splitlines(keepends=True), str(path), "rendered")
     )
 
 
