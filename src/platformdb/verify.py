@@ -128,7 +128,7 @@ CATALOG: dict[str, CheckInfo] = {
         " alter role authenticated set statement_timeout = '8s'",
     ),
     "unindexed_foreign_key": CheckInfo(
-        "each foreign key in an exposed schema has an index leading with its columns",
+        "each foreign key in an exposed schema has an index leading with its first column",
         "create an index on the referencing columns (deletes and updates of the referenced row scan otherwise)",
     ),
     "policy_auth_per_row": CheckInfo(

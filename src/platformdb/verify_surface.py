@@ -16,12 +16,14 @@ and a fix hint, see `verify.CATALOG`):
   extension, that anon or authenticated may execute without the security matrix listing it
   (`ANON_EXECUTE` / `DEFINER_EXECUTE` in `platformdb.security.*`);
 - `anon_write`: a write privilege for anon on any relation of a schema it can use, unless
-  the security matrix grants anon that operation;
-- `function_search_path`: a function in an exposed schema whose search_path is not pinned;
+  the security matrix grants anon that operation (TRUNCATE ignores RLS); an error on
+  platformdb's and extensions' relations, a warning on someone else's;
+- `function_search_path`: a function in an exposed schema whose search_path is not pinned
+  (SECURITY DEFINER ones are the `definer` check's);
 - `role_statement_timeout`: anon or authenticated without a statement_timeout (Supabase sets
   3 s and 8 s; the compat layer does the same);
-- `unindexed_foreign_key`: a foreign key of a table in an exposed schema whose columns no
-  index leads with (info);
+- `unindexed_foreign_key`: a foreign key of a table in an exposed schema with no index
+  leading with its first column (info);
 - `policy_auth_per_row`: a policy calling auth.uid(), auth.jwt(), auth.role() or
   current_setting() directly, evaluated once per row, instead of `(select auth.uid())`.
 
@@ -120,7 +122,9 @@ ANON_WRITE_SQL = """
 select n.nspname, c.relname,
        array(select op from unnest(array['insert', 'update', 'delete', 'truncate', 'references',
                                            'trigger']) op
-              where has_table_privilege('anon', c.oid, op))
+              where has_table_privilege('anon', c.oid, op)),
+       exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass
+                and d.objid = c.oid and d.deptype = 'e')
   from pg_class c join pg_namespace n on n.oid = c.relnamespace
  where c.relkind in ('r', 'p', 'v', 'm', 'f')
    and n.nspname not in ('pg_catalog', 'information_schema')
@@ -135,6 +139,7 @@ select n.nspname, p.proname, p.oid::regprocedure::text,
  where n.nspname = any(%s) and p.prokind in ('f', 'p')
    and not exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass
                          and d.objid = p.oid and d.deptype = 'e')
+   and not p.prosecdef
  order by 3
 """
 ROLE_SETTINGS_SQL = """
@@ -148,10 +153,7 @@ select r.rolname,
 """
 FOREIGN_KEYS_SQL = """
 select n.nspname, cl.relname, c.conname,
-       exists (select 1 from pg_index i
-                where i.indrelid = c.conrelid
-                  and (i.indkey::int2[])[0:cardinality(c.conkey) - 1] @> c.conkey
-                  and (i.indkey::int2[])[0:cardinality(c.conkey) - 1] <@ c.conkey)
+       exists (select 1 from pg_index i where i.indrelid = c.conrelid and i.indkey[0] = c.conkey[1])
   from pg_constraint c
   join pg_class cl on cl.oid = c.conrelid
   join pg_namespace n on n.oid = cl.relnamespace
@@ -250,13 +252,17 @@ def check(
             )
 
     anon_ok = anon_writes_allowed()
-    for schema, name, privs in conn.execute(ANON_WRITE_SQL):
+    for schema, name, privs, ext in conn.execute(ANON_WRITE_SQL):
         extra = [p for p in privs if not (schema == "public" and (name, p) in anon_ok)]
+        ours = (schema, name) in ours_tables
         add(
             "anon_write",
             f"{schema}.{name}",
             not extra,
-            "anon may " + ", ".join(extra) if extra else "allowed by the security matrix",
+            ("anon may " + ", ".join(extra) + ("" if ours or ext else " (not created by platformdb)"))
+            if extra
+            else "allowed by the security matrix",
+            "error" if ours or ext else "warning",
         )
 
     for schema, name, sig, pinned in conn.execute(SEARCH_PATH_SQL, (schemas,)):

@@ -383,8 +383,10 @@ def test_a_user_cannot_name_a_wallet(conn: psycopg.Connection[Any]) -> None:
 
 
 def _surface(conn: psycopg.Connection[Any]) -> verify.Report:
+    """verify's exposed-surface checks on this connection (inside the test's transaction)."""
+    exp = verify.expected_objects(migrate.discover())
     report = verify.Report()
-    verify_surface.check(conn, set(), set(), report.add)
+    verify_surface.check(conn, set(exp.relations) | exp.tables | exp.views, exp.function_names, report.add)
     return report
 
 
