@@ -18,6 +18,11 @@ see `platformdb.guard.created_objects`), never from a hand-kept list:
 - views: our views run with security_invoker;
 - checks: every `verify_checks/<version>_<name>.sql` statement runs as service_role in a
   transaction that is rolled back; each must succeed and a single boolean must be true.
+- the exposed surface, whoever created it, extension objects included
+  (`platformdb.verify_surface`).
+
+Every result carries its check's stable id (`check`), a level (`error` fails verify,
+`warning` and `info` are reported) and the fix hint of `CATALOG`.
 
 Objects in `public` that the migrations did not create belong to someone else: a missing
 RLS or an unpinned definer function there is reported as a warning, not a failure.
