@@ -214,6 +214,28 @@ def compat_sql() -> str:
     return (resources.files("platformdb") / "compat" / "supabase_compat.sql").read_text()
 
 
+ROLE_TIMEOUTS_MARK = "-- role timeouts:"
+
+
+def role_timeouts_sql() -> str:
+    """The compat layer's last section: the API roles' statement timeouts, where missing."""
+    text = compat_sql()
+    return text[text.index(ROLE_TIMEOUTS_MARK) :]
+
+
+def ensure_role_timeouts(conn: psycopg.Connection) -> str | None:
+    """Give anon and authenticated Supabase's statement_timeout where they have none.
+
+    Runs on every `migrate up`; None when done (or nothing to do), else why it could not
+    (ALTER ROLE needs CREATEROLE; the migrations do not depend on it)."""
+    try:
+        with conn.transaction():
+            conn.execute(role_timeouts_sql())
+    except psycopg.errors.InsufficientPrivilege as exc:
+        return str(exc).strip()
+    return None
+
+
 def needs_compat(conn: psycopg.Connection) -> bool:
     row = conn.execute(
         "select to_regprocedure('auth.uid()') is null"
@@ -340,6 +362,9 @@ def up(
         guard.check_names_free(conn, pending)
         if ensure_compat(conn):
             progress("installed the Supabase compatibility layer")
+        problem = ensure_role_timeouts(conn)
+        if problem:
+            progress(f"could not set the API roles' statement_timeout: {problem}")
         _ensure_ledger(conn)
         for m in pending:
             _apply(conn, m)

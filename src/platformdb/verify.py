@@ -18,6 +18,11 @@ see `platformdb.guard.created_objects`), never from a hand-kept list:
 - views: our views run with security_invoker;
 - checks: every `verify_checks/<version>_<name>.sql` statement runs as service_role in a
   transaction that is rolled back; each must succeed and a single boolean must be true.
+- the exposed surface, whoever created it, extension objects included
+  (`platformdb.verify_surface`).
+
+Every result carries its check's stable id (`check`), a level (`error` fails verify,
+`warning` and `info` are reported) and the fix hint of `CATALOG`.
 
 Objects in `public` that the migrations did not create belong to someone else: a missing
 RLS or an unpinned definer function there is reported as a warning, not a failure.
@@ -40,24 +45,124 @@ import typer
 from pglast import ast, parse_sql
 from pglast.enums.parsenodes import ObjectType
 
-from platformdb import db, guard, migrate
+from platformdb import db, guard, migrate, verify_surface
 from platformdb.cli_options import DirectUrl, PoolMode, ReplicaUrl
 from platformdb.lint import function_signature, input_params, type_sql
 
 MONTHS_AHEAD = 3
 
 
+@dataclass(frozen=True)
+class CheckInfo:
+    title: str
+    fix: str
+
+
+# Every check verify runs: its stable id (the `check` of each result), what it asserts and
+# how to fix a failure. The level is per result: error (fails verify), warning, info.
+CATALOG: dict[str, CheckInfo] = {
+    "migrations": CheckInfo(
+        "every migration file is applied with the checksum it was applied with",
+        "run `platformdb migrate up`; never edit an applied file, add a new migration",
+    ),
+    "objects": CheckInfo(
+        "every table, view, sequence, type, index and function the files create is present",
+        "run `platformdb migrate up`, or restore the object from its migration",
+    ),
+    "rls": CheckInfo(
+        "row level security is on for each of our tables and partitions", "alter table … enable row level security"
+    ),
+    "policies": CheckInfo(
+        "each of our tables has at least one policy", "re-create the table's policies from its migration"
+    ),
+    "partitions": CheckInfo(
+        "each partitioned table has a DEFAULT partition and the months ahead",
+        "run `platformdb maintain` (or schedule it)",
+    ),
+    "partition grants": CheckInfo(
+        "partitions carry no privileges for the API roles",
+        "revoke all on the partition from anon, authenticated, service_role",
+    ),
+    "definer": CheckInfo(
+        "SECURITY DEFINER functions pin search_path and are not executable by PUBLIC",
+        "alter function … set search_path = ''; revoke execute … from public",
+    ),
+    "anon execute": CheckInfo(
+        "anon executes none of our functions unless ANON_EXECUTE lists it",
+        "revoke execute … from anon, or list it with a reason in ANON_EXECUTE",
+    ),
+    "views": CheckInfo("our views run with security_invoker", "alter view … set (security_invoker = true)"),
+    "checks": CheckInfo(
+        "each verify_checks statement succeeds (and returns true)",
+        "see the statement's error; re-apply the migration's function",
+    ),
+    "exposed_table_rls": CheckInfo(
+        "tables in an exposed schema that platformdb did not create have row level security",
+        "alter table … enable row level security (and add policies), or move it out of the exposed schema",
+    ),
+    "exposed_view_invoker": CheckInfo(
+        "views in an exposed schema run with security_invoker; materialized views are not readable by the API roles",
+        "alter view … set (security_invoker = true); revoke select on a materialized view from anon, authenticated",
+    ),
+    "extension_in_exposed_schema": CheckInfo(
+        "no extension lives in an exposed schema",
+        "create extensions `with schema extensions`; one that cannot be moved (PostGIS) must"
+        " grant the API roles nothing (migration 20260401180000_security_hardening)",
+    ),
+    "extension_object_writable": CheckInfo(
+        "no extension table or view is writable by PUBLIC, anon or authenticated",
+        "revoke insert, update, delete, truncate, references, trigger on it from public, anon,"
+        " authenticated (`platformdb migrate up` applies 20260401180000_security_hardening)",
+    ),
+    "definer_executable": CheckInfo(
+        "no SECURITY DEFINER function (exposed schema or extension) is executable by anon or"
+        " authenticated unless the security matrix lists it",
+        "revoke execute on function … from public, anon, authenticated; or list it with a reason"
+        " in DEFINER_EXECUTE / ANON_EXECUTE of src/platformdb/security/<capability>.py",
+    ),
+    "anon_write": CheckInfo(
+        "anon holds no write privilege on any relation of a schema it can use, beyond the matrix",
+        "revoke insert, update, delete, truncate, references, trigger on … from anon",
+    ),
+    "function_search_path": CheckInfo(
+        "every function in an exposed schema pins its search_path",
+        "alter function … set search_path = '' (and qualify every name in its body)",
+    ),
+    "role_statement_timeout": CheckInfo(
+        "anon and authenticated have a statement_timeout (Supabase: 3 s and 8 s)",
+        "run `platformdb migrate up` (compat layer), or: alter role anon set statement_timeout = '3s';"
+        " alter role authenticated set statement_timeout = '8s'",
+    ),
+    "unindexed_foreign_key": CheckInfo(
+        "each foreign key in an exposed schema has an index leading with its first column",
+        "create an index on the referencing columns (deletes and updates of the referenced row scan otherwise)",
+    ),
+    "policy_auth_per_row": CheckInfo(
+        "policies call auth.uid()/auth.jwt()/current_setting() once per statement, not per row",
+        "wrap the call in a scalar subquery: (select auth.uid())",
+    ),
+}
+
+
 @dataclass
 class Check:
-    check: str
+    check: str  # the stable id, a key of CATALOG
     item: str
     ok: bool
     detail: str = ""
-    severity: str = "error"  # error | warning
+    severity: str = "error"  # the level: error | warning | info
 
     @property
     def failed(self) -> bool:
         return not self.ok and self.severity == "error"
+
+    @property
+    def fix(self) -> str:
+        info = CATALOG.get(self.check)
+        return info.fix if info and not self.ok else ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "id": self.check, "level": self.severity, "fix": self.fix}
 
 
 @dataclass
@@ -84,7 +189,7 @@ class Report:
             "ok": self.ok,
             "failures": len(self.failures),
             "warnings": len(self.warnings),
-            "checks": [asdict(c) for c in self.checks],
+            "checks": [c.as_dict() for c in self.checks],
         }
 
 
@@ -268,6 +373,7 @@ def run(
         _check_partitions(conn, exp, report, months_ahead)
         _check_functions(conn, exp, report)
         _check_views(conn, exp, report)
+        verify_surface.check(conn, set(exp.relations) | exp.tables | exp.views, exp.function_names, report.add)
         _check_helpers(conn, checks_dir, {m.version for m in migrations}, applied, report)
     return report
 
@@ -366,18 +472,6 @@ def _check_rls(conn: psycopg.Connection[Any], exp: Expected, report: Report) -> 
             not granted,
             "reachable only through its parent" if not granted else "privileges for " + ", ".join(granted),
         )
-    # everybody else's tables in public: a warning, they are not ours to judge
-    for key, (kind, rls, _is_part, _) in sorted(rels.items()):
-        if key[0] != "public" or kind not in "rpu" or key in exp.tables or key in ours_partitions:
-            continue
-        if not rls:
-            report.add(
-                "rls",
-                f"{key[0]}.{key[1]}",
-                False,
-                "not created by platformdb; row level security is disabled",
-                "warning",
-            )
 
 
 def _bound(conn: psycopg.Connection[Any], expr: str) -> tuple[Any, Any] | None:
@@ -580,15 +674,15 @@ def register(app: typer.Typer) -> None:
                     result = (
                         "[green]ok[/]"
                         if c.ok
-                        else ("[yellow]warning[/]" if c.severity == "warning" else "[red]FAIL[/]")
+                        else {"warning": "[yellow]warning[/]", "info": "[blue]info[/]"}.get(c.severity, "[red]FAIL[/]")
                     )
-                    table.add_row(name, c.item, result, c.detail)
+                    table.add_row(name, c.item, result, c.detail + (f" — fix: {c.fix}" if c.fix else ""))
                 passed = sum(1 for c in items if c.ok)
                 if not show_all and passed:
                     table.add_row(name, f"{passed} item{'s' if passed != 1 else ''}", "[green]ok[/]", "")
             console.print(table)
         for c in report.failures:
-            err_console.print(f"[red]FAIL[/] {c.check}: {c.item}: {c.detail}", highlight=False)
+            err_console.print(f"[red]FAIL[/] {c.check}: {c.item}: {c.detail} (fix: {c.fix})", highlight=False)
         if report.ok:
             err_console.print(
                 f"verify: ok ({len(report.checks)} checks, {len(report.warnings)} warnings)", highlight=False

@@ -25,6 +25,14 @@ POLYLINE_POINTS = [(38.5, -120.2), (40.7, -120.95), (43.252, -126.453)]
 MIGRATION = "20260401150000_location_cache_optimization"
 OBS = "20260401100000_system_observability"
 
+
+@pytest.fixture(autouse=True)
+def postgis_on_the_search_path(conn: psycopg.Connection[Any]) -> None:
+    """PostGIS lives in the schema `extensions` (as on Supabase, whose roles have it on their
+    search_path): the raw PostGIS calls below resolve through it."""
+    conn.execute("""set search_path = "$user", public, extensions""")
+
+
 INSERT_LOCATION = """
 insert into public.locations (user_id, location_type, latitude, longitude, is_active, name)
 values (%s, %s, %s, %s, %s, %s) returning id

@@ -614,14 +614,20 @@ def test_a_user_may_only_cancel_their_own_pending_outgoing_transaction(
             with refused("42501", "only a service may set"):
                 with conn.transaction():
                     pay.update_transaction_status(conn, tx, status)
-        assert pay.update_transaction_status(conn, pending, "cancelled", "changed my mind") is True
+        # the cancellation changes only the status: the error and provider fields are the service's
+        for kwargs in ({"error_message": "changed my mind"}, {"error_code": "X"}, {"provider_reference": "MP1"}):
+            with refused("42501", "only a service may set"):
+                with conn.transaction():
+                    pay.update_transaction_status(conn, pending, "cancelled", **kwargs)  # type: ignore[arg-type]
+        assert pay.update_transaction_status(conn, pending, "cancelled") is True
     assert [row(conn, t)["status"] for t in (pending, processing, fee)] == ["cancelled", "processing", "pending"]
+    assert (row(conn, pending)["error_message"], row(conn, pending)["provider_reference"]) == (None, None)
     who = conn.execute(
         "select triggered_by_user_id, triggered_by_role, error_message from transaction_events"
         " where transaction_id = %s and new_status = 'cancelled'",
         (pending,),
     ).fetchone()
-    assert who == (user_a, "authenticated", "changed my mind")
+    assert who == (user_a, "authenticated", None)
 
 
 def test_signed_in_role_without_a_user_id_is_refused(conn: psycopg.Connection[Any], user_a: uuid.UUID) -> None:

@@ -76,6 +76,20 @@ def test_up_down_to_zero_up_with_an_existing_application(
     assert existing_app.data_checksums(app_url) == data
 
 
+HARDENING = "20260401180000"
+
+
+def _repaired_later(c: verify.Check, kept: int) -> bool:
+    """Extension privileges that 20260401180000_security_hardening exists to take back: a
+    deployment of the files before it fails verify on them, by design."""
+    before_hardening = all(m.version < HARDENING for m in migrate.discover()[:kept])
+    return (
+        before_hardening
+        and c.check in ("definer_executable", "extension_object_writable")
+        and c.detail.startswith(("extension function", "postgis:"))
+    )
+
+
 def test_every_single_step_down_restores_the_step_before(
     cluster: devdb.Cluster, app_url: str, migrations_dir: Path, tmp_path: Path
 ) -> None:
@@ -98,6 +112,6 @@ def test_every_single_step_down_restores_the_step_before(
                     if f is not None:
                         shutil.copy(f, subset / f.name)
             report = verify.run(app_url, migrations_dir=subset)
-            failures = [f"{c.check}: {c.item}: {c.detail}" for c in report.failures]
+            failures = [f"{c.check}: {c.item}: {c.detail}" for c in report.failures if not _repaired_later(c, k - 1)]
             assert failures == [], f"after rolling back {migrations[k - 1].filename}"
     assert existing_app.data_checksums(app_url) == data

@@ -9,6 +9,15 @@ from platformdb.security import TableAccess
 
 MIGRATION = "20260401120000_transactions_payments"
 
+# SECURITY DEFINER functions a signed-in user may execute (platformdb verify,
+# `definer_executable`): each checks who calls and what for itself.
+DEFINER_EXECUTE = {
+    "create_transaction": "authenticated: their own payment, transfer or debit only (p_user_id ="
+    " auth.uid()); wallets are the service's: a user's p_wallet_id is refused (42501)",
+    "update_transaction_status": "authenticated: cancel their own pending payment, transfer or debit;"
+    " only the status changes (error and provider fields from a user: 42501)",
+}
+
 _CREATE = """select public.create_transaction(p_user_id => %(owner)s, p_type => 'payment',
                  p_amount => 1500, p_currency => 'RWF',
                  p_idempotency_key => 'matrix-' || %(owner)s::text)"""

@@ -4,6 +4,13 @@ from platformdb.security import TableAccess
 
 MIGRATION = "20260401130000_service_registry_feature_flags"
 
+# SECURITY DEFINER functions a signed-in user may execute (platformdb verify,
+# `definer_executable`).
+DEFINER_EXECUTE = {
+    "is_feature_enabled": "authenticated: evaluates for themself only, secret flags are false;"
+    " unknown keys are counted as (other)",
+}
+
 TABLES = [
     TableAccess(
         table="service_registry",

@@ -1,0 +1,1 @@
+"""One module per lint rule, each defining `RULE` (see platformdb.lint.rule)."""
