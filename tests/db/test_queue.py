@@ -285,7 +285,9 @@ def test_release_returns_work_without_counting_the_attempt_and_leases_can_be_ext
     assert _row(conn, b)["state"] == "running"
 
 
-def test_enqueue_notifies_listeners_once_per_transaction(connect: Connect, svc: psycopg.Connection[Any]) -> None:
+def test_enqueue_notifies_listeners_when_the_queue_gets_its_first_ready_message(
+    connect: Connect, svc: psycopg.Connection[Any]
+) -> None:
     listener = connect()
     listener.execute("listen platformdb_queue")
 
@@ -293,17 +295,28 @@ def test_enqueue_notifies_listeners_once_per_transaction(connect: Connect, svc: 
         return [n.payload for n in listener.notifies(timeout=0.5)]
 
     q.enqueue_message(svc, "alerts", "m", {})
-    assert drain() == ["alerts"]
+    assert drain() == ["alerts"], "an empty queue got a ready message: its workers are woken"
+    q.enqueue_message(svc, "alerts", "m", {"second": True})
+    assert drain() == [], "the queue already had a ready message: its workers are awake or busy"
     q.enqueue_messages(svc, "alerts", [q.NewMessage("m", {"i": i}) for i in range(100)])
     assert drain() == ["alerts"], "a batch is one notification"
     with svc.transaction():
         for i in range(3):
-            q.enqueue_message(svc, "alerts", "m", {"tx": i})
+            q.enqueue_message(svc, "fresh", "m", {"tx": i})
         q.enqueue_message(svc, "digest", "m", {})
-    assert sorted(drain()) == ["alerts", "digest"], "coalesced per queue and transaction"
+    assert sorted(drain()) == ["digest", "fresh"], "coalesced per queue and transaction"
+    claimed = q.claim_messages(svc, "alerts", 1000)
+    q.ack_messages(svc, [m.id for m in claimed])
+    q.enqueue_message(svc, "alerts", "m", {"after": "drained"})
+    assert drain() == ["alerts"], "a drained queue notifies again"
+    claimed = q.claim_messages(svc, "alerts", 10)
+    q.enqueue_message(svc, "alerts", "m", {"while": "running"})
+    assert drain() == ["alerts"], "messages held by a worker are not ready: the next one wakes workers"
     now = svc.execute("select now()").fetchone()[0]  # type: ignore[index]
-    q.enqueue_message(svc, "alerts", "m", {"later": True}, scheduled_at=now + timedelta(hours=1))
+    q.enqueue_message(svc, "later", "m", {"later": True}, scheduled_at=now + timedelta(hours=1))
     assert drain() == [], "a delayed message wakes nobody"
+    q.enqueue_message(svc, "later", "m", {"now": True})
+    assert drain() == ["later"], "a delayed message does not count as ready"
 
 
 def test_finished_rows_are_purged_in_batches_after_retention(
