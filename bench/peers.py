@@ -25,7 +25,8 @@ with the same number of messages before every run; a run that drained its queue 
     BENCH_PEERS_MIGRATE_TO=20260401170000 …   # ours as of that migration (the "before")
     … bench/peers.py --profile   # where ours spends its time: statements and wait events
 
-Sizes: BENCH_PEERS_SECONDS, BENCH_PEERS_ROUNDS, BENCH_PEERS_FILL (messages per claim run).
+Sizes: BENCH_PEERS_SECONDS, BENCH_PEERS_ROUNDS, BENCH_PEERS_FILL (messages per claim run);
+BENCH_PEERS_ONLY=enqueue,claim10_ack,append,append_expected narrows the pairs.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ ROUNDS = int(os.environ.get("BENCH_PEERS_ROUNDS", "2"))
 FILL = int(os.environ.get("BENCH_PEERS_FILL", "300000"))
 MIGRATE_TO = os.environ.get("BENCH_PEERS_MIGRATE_TO") or None
 PROFILE = "--profile" in sys.argv
+ONLY = [x for x in os.environ.get("BENCH_PEERS_ONLY", "").split(",") if x]  # pair names, e.g. enqueue,append
 THROUGHPUT_CLIENTS = (1, 4)
 LATENCY_CLIENTS = (1, 4, 16)
 
@@ -226,7 +228,8 @@ def pairs(have_pgmq: bool, have_mdb: bool) -> list[Pair]:
                 ),
                 Side(
                     "pgmq",
-                    "select count(*) from pgmq.delete('claim', array(select msg_id from pgmq.read('claim', 30, 10)));\n",
+                    "select count(*) from pgmq.delete('claim',"
+                    " array(select msg_id from pgmq.read('claim', 30, 10)));\n",
                     PGMQ_ENV,
                 ),
                 refill,
@@ -348,62 +351,90 @@ def durable_cluster() -> devdb.Cluster:
 
 
 def profile(url: str, todo: list[Pair], work: Path) -> dict[str, Any]:
-    """Where the time goes in ours: per-statement time (pg_stat_statements, nested statements
-    of the functions included) and wait events sampled from pg_stat_activity every 10 ms,
-    one 4-client run per pair."""
+    """Where the time goes, ours and the peer's: per-statement time and WAL (pg_stat_statements,
+    nested statements of the functions included), WAL per transaction (pg_stat_wal) and wait
+    events sampled from pg_stat_activity every 10 ms, one 4-client run per side."""
     out: dict[str, Any] = {}
     with psycopg.connect(url, autocommit=True) as c:
         c.execute("create extension if not exists pg_stat_statements")
     for i, pair in enumerate(todo):
-        if pair.prepare:
-            pair.prepare(url, "platformdb", 1000 + i)
-        samples: dict[str, int] = {}
-        stop = threading.Event()
+        for side in (pair.ours, pair.theirs):
+            if pair.prepare:
+                pair.prepare(url, side.who, 1000 + i)
+            samples: dict[str, int] = {}
+            stop = threading.Event()
 
-        def sample() -> None:
-            with psycopg.connect(url, autocommit=True) as s:
-                while not stop.is_set():
-                    for (ev,) in s.execute(
-                        "select coalesce(wait_event_type || ':' || wait_event, 'CPU') from pg_stat_activity"
-                        " where application_name = 'pgbench' and state = 'active'"
-                    ).fetchall():
-                        samples[ev] = samples.get(ev, 0) + 1
-                    time.sleep(0.01)
+            def sample(samples: dict[str, int] = samples, stop: threading.Event = stop) -> None:
+                with psycopg.connect(url, autocommit=True) as s:
+                    while not stop.is_set():
+                        for (ev,) in s.execute(
+                            "select coalesce(wait_event_type || ':' || wait_event, 'CPU') from pg_stat_activity"
+                            " where application_name = 'pgbench' and state = 'active'"
+                        ).fetchall():
+                            samples[ev] = samples.get(ev, 0) + 1
+                        time.sleep(0.01)
 
-        with psycopg.connect(url, autocommit=True) as c:
-            c.execute("select pg_stat_statements_reset()")
-        t = threading.Thread(target=sample, daemon=True)
-        t.start()
-        r = pgbench(url, pair.ours, 4, SECONDS, work, f"profile-{pair.name}")
-        stop.set()
-        t.join()
-        with psycopg.connect(url, autocommit=True) as c:
-            rows = c.execute(
-                "select calls, round(total_exec_time::numeric, 1), round(mean_exec_time::numeric, 4),"
-                " regexp_replace(query, '\\s+', ' ', 'g') from pg_stat_statements"
-                " where query not ilike '%pg_stat%' order by total_exec_time desc limit 8"
-            ).fetchall()
-        total = sum(samples.values()) or 1
-        out[pair.name] = {
-            "tps_4c": r["tps"],
-            "statements": [
-                {"calls": int(a), "total_ms": float(b), "mean_ms": float(m), "query": q[:300]} for a, b, m, q in rows
-            ],
-            "wait_events": {k: round(v / total, 3) for k, v in sorted(samples.items(), key=lambda kv: -kv[1])[:8]},
-        }
-        print(f"profile {pair.name}: {r['tps']:.0f} tps at 4 clients", flush=True)
-        for a, b, m, q in rows:
-            print(f"    {a:>8} calls {b:>10} ms total {m:>8} ms mean  {q[:140]}", flush=True)
-        print("    wait events (share of active samples): " + ", ".join(
-            f"{k} {v:.0%}" for k, v in out[pair.name]["wait_events"].items()), flush=True)
+            with psycopg.connect(url, autocommit=True) as c:
+                c.execute("select pg_stat_statements_reset()")
+                c.execute("select pg_stat_reset_shared('wal')")
+            t = threading.Thread(target=sample, daemon=True)
+            t.start()
+            r = pgbench(url, side, 4, SECONDS, work, f"profile-{pair.name}-{side.who}")
+            stop.set()
+            t.join()
+            with psycopg.connect(url, autocommit=True) as c:
+                rows = c.execute(
+                    "select calls, round(total_exec_time::numeric, 1), round(mean_exec_time::numeric, 4),"
+                    " round(wal_bytes / greatest(calls, 1)), round(wal_fpi::numeric / greatest(calls, 1), 3),"
+                    " regexp_replace(query, '\\s+', ' ', 'g') from pg_stat_statements"
+                    " where query not ilike '%pg_stat%' order by total_exec_time desc limit 8"
+                ).fetchall()
+                wal = c.execute("select wal_records, wal_fpi, wal_bytes from pg_stat_wal").fetchone()
+            total = sum(samples.values()) or 1
+            txs = max(1, len(r["latency_us"]))
+            key = f"{pair.name}:{side.who}"
+            out[key] = {
+                "tps_4c": r["tps"],
+                "wal_bytes_per_tx": round(int(wal[2]) / txs) if wal else None,
+                "wal_records_per_tx": round(int(wal[0]) / txs, 1) if wal else None,
+                "wal_fpi_per_tx": round(int(wal[1]) / txs, 2) if wal else None,
+                "statements": [
+                    {
+                        "calls": int(a),
+                        "total_ms": float(b),
+                        "mean_ms": float(m),
+                        "wal_bytes_per_call": float(w),
+                        "fpi_per_call": float(f),
+                        "query": q[:300],
+                    }
+                    for a, b, m, w, f, q in rows
+                ],
+                "wait_events": {k: round(v / total, 3) for k, v in sorted(samples.items(), key=lambda kv: -kv[1])[:8]},
+            }
+            o = out[key]
+            print(
+                f"profile {key}: {r['tps']:.0f} tps at 4 clients; WAL per transaction {o['wal_bytes_per_tx']} bytes,"
+                f" {o['wal_records_per_tx']} records, {o['wal_fpi_per_tx']} full-page images",
+                flush=True,
+            )
+            for a, b, m, w, _f, q in rows:
+                print(f"    {a:>8} calls {b:>10} ms total {m:>8} ms mean {w:>7} WAL B/call  {q[:120]}", flush=True)
+            print(
+                "    wait events (share of active samples): "
+                + ", ".join(f"{k} {v:.0%}" for k, v in o["wait_events"].items()),
+                flush=True,
+            )
     return out
 
 
 def main() -> None:
     pgmq_path, mdb_path = pgmq_sql(), message_db_dir()
     if not PEERS_DIR:
-        print("SKIPPED pgmq and message-db: BENCH_PEERS_DIR is not set (a folder holding "
-              "pgmq-extension/sql/pgmq.sql and message-db's database/ folder)", flush=True)
+        print(
+            "SKIPPED pgmq and message-db: BENCH_PEERS_DIR is not set (a folder holding "
+            "pgmq-extension/sql/pgmq.sql and message-db's database/ folder)",
+            flush=True,
+        )
     else:
         if pgmq_path is None:
             print(f"SKIPPED pgmq: {PEERS_DIR}/pgmq-extension/sql/pgmq.sql not found", flush=True)
@@ -426,7 +457,7 @@ def main() -> None:
         figures["skipped"].append("message-db")
     else:
         figures["versions"]["message-db"] = peer_version("message-db")
-    todo = pairs(pgmq_path is not None, mdb_path is not None)
+    todo = [p for p in pairs(pgmq_path is not None, mdb_path is not None) if not ONLY or p.name in ONLY]
     if not todo:
         write_result("peers", figures)
         return

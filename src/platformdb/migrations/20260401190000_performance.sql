@@ -25,6 +25,14 @@ BEGIN;
 select public.platformdb_assert_names_free(array[]::text[]);
 
 -- ---------------------------------------------------------------------------------------
+-- storage: room on each stream-head page for the next version of a head
+-- ---------------------------------------------------------------------------------------
+-- Every append to an existing stream updates its head row. No indexed column changes, so
+-- the update can be HOT (no new index entry) when the new version fits on the row's page;
+-- on full pages it went to another page with a new primary-key entry each time.
+alter table public.event_streams set (fillfactor = 70);
+
+-- ---------------------------------------------------------------------------------------
 -- functions
 -- ---------------------------------------------------------------------------------------
 
@@ -254,11 +262,17 @@ begin
     end if;
     -- event_store_bump_version, inlined: the stream head moves under its row lock (held to
     -- commit, so appends to one stream are serialised) and the expected version is checked
-    insert into public.event_streams as s (aggregate_type, aggregate_id, version)
-    values (p_aggregate_type, p_aggregate_id, 1)
-    on conflict (aggregate_type, aggregate_id)
-    do update set version = s.version + 1, updated_at = now()
+    -- (an existing stream: a plain UPDATE, which writes no separate row-lock record)
+    update public.event_streams s set version = s.version + 1, updated_at = now()
+     where s.aggregate_type = p_aggregate_type and s.aggregate_id = p_aggregate_id
     returning s.version into v_head;
+    if not found then
+        insert into public.event_streams as s (aggregate_type, aggregate_id, version)
+        values (p_aggregate_type, p_aggregate_id, 1)
+        on conflict (aggregate_type, aggregate_id)
+        do update set version = s.version + 1, updated_at = now()
+        returning s.version into v_head;
+    end if;
     if p_expected_version is not null and v_head - 1 <> p_expected_version then
         raise exception 'wrong expected version for stream %/%: expected %, actual %',
             p_aggregate_type, p_aggregate_id, p_expected_version, v_head - 1
