@@ -21,7 +21,9 @@ the systems rotates every round. Node.js and npm must be on PATH: the bench inst
 pinned versions with npm into BENCH_NODE_CACHE (outside the repository; default
 ~/.cache/platformdb-bench-node) and says clearly that it skipped them when Node.js is missing.
 
-Sizes: BENCH_NODE_JOBS (20000), BENCH_NODE_ROUNDS (2).
+Sizes: BENCH_NODE_JOBS (20000), BENCH_NODE_ROUNDS (2). The "before" of a change:
+BENCH_NODE_MIGRATE_TO=<version> with PYTHONPATH=<older checkout>/src (the worker processes
+then run that code).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ JOBS = int(os.environ.get("BENCH_NODE_JOBS", "20000"))
 ROUNDS = int(os.environ.get("BENCH_NODE_ROUNDS", "2"))
 # graphile-worker on its defaults fetches one job per query: slow, so only when asked
 GRAPHILE_DEFAULTS = os.environ.get("BENCH_NODE_GRAPHILE_DEFAULTS", "0") == "1"
+# ours as of an earlier migration (with PYTHONPATH=<an older checkout>/src for its workers)
+MIGRATE_TO = os.environ.get("BENCH_NODE_MIGRATE_TO") or None
 GRAPHILE_VERSION = os.environ.get("BENCH_GRAPHILE_VERSION", "0.18.0")
 PG_BOSS_VERSION = os.environ.get("BENCH_PG_BOSS_VERSION", "12.38.1")
 PG_VERSION = "8.23.1"
@@ -176,20 +180,55 @@ def pg_boss_run(url: str, workers: int) -> tuple[float, int]:
     return JOBS / elapsed, ran
 
 
+PROFILES: dict[int, list[dict[str, Any]]] = {}
+
+
 def ours_run(url: str, workers: int) -> tuple[float, int]:
     os.environ["BENCH_MESSAGES"] = str(JOBS)
     import queue_bench
 
     queue_bench.MESSAGES = JOBS
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute("create extension if not exists pg_stat_statements")
+        c.execute("select pg_stat_statements_reset()")
     rate = queue_bench.platformdb_run(url, workers)
+    # the consuming side as the database saw it: the workers' statements, their number per
+    # 1,000 messages, time and rows per call (one round trip each)
+    with psycopg.connect(url, autocommit=True) as c:
+        rows = c.execute(
+            "select regexp_replace(query, '\\s+', ' ', 'g'), calls, total_exec_time, rows from pg_stat_statements"
+            " where toplevel and query ~ '(claim_messages|ack_messages|extend_message_leases|nack_message)'"
+            " and query !~ 'pg_stat' order by calls desc"
+        ).fetchall()
+    PROFILES.setdefault(workers, []).append(
+        {
+            "statements": [
+                {
+                    "query": q[:160],
+                    "per_1000_messages": round(calls * 1000 / JOBS, 1),
+                    "mean_ms": round(total / calls, 3),
+                    "rows_per_call": round(n / calls, 1),
+                }
+                for q, calls, total, n in rows
+            ]
+        }
+    )
     once = _count(
-        url, "select count(*) from public.message_queue where queue_name = 'bench' and state = 'completed' and attempt = 1"
+        url,
+        "select count(*) from public.message_queue"
+        " where queue_name = 'bench' and state = 'completed' and attempt = 1",
     )
     return rate, once
 
 
 def main() -> None:
-    figures: dict[str, Any] = {"jobs": JOBS, "rounds": ROUNDS, "batch": BATCH, "fsync": "on"}
+    figures: dict[str, Any] = {
+        "jobs": JOBS,
+        "rounds": ROUNDS,
+        "batch": BATCH,
+        "fsync": "on",
+        "migrated_to": MIGRATE_TO or "all",
+    }
     why = node_ready()
     if why:
         print(f"SKIPPED graphile-worker and pg-boss: {why} (Node.js and npm are needed)", flush=True)
@@ -204,7 +243,7 @@ def main() -> None:
     try:
         cluster.create_database("bench")
         url = cluster.url("bench")
-        migrate.up(url)
+        migrate.up(url, to=MIGRATE_TO)
         urls = {"bench": url}
         for db in ("graphile_bench", "pgboss_bench"):
             with psycopg.connect(cluster.url("postgres"), autocommit=True) as c:
@@ -269,6 +308,14 @@ def rounds_of(urls: dict[str, str]) -> dict[str, Any]:
         ours = rates["platformdb"][w]
         out[f"platformdb_spread_{w}w"] = {"min": min(ours), "max": max(ours)}
     out["ratios"] = ratios
+    out["platformdb_worker_statements"] = {f"{w}w": PROFILES.get(w, [])[-1:] for w in (1, 4)}
+    for w in (1, 4):
+        for st in PROFILES.get(w, [{}])[-1].get("statements", []):
+            print(
+                f"ours {w}w: {st['per_1000_messages']:7.1f} calls per 1,000 messages,"
+                f" {st['mean_ms']:.3f} ms, {st['rows_per_call']} rows per call: {st['query'][:90]}",
+                flush=True,
+            )
     out["exactly_once_violations"] = not_once
     if not_once:
         print("NOT EXACTLY ONCE: " + "; ".join(not_once), flush=True)

@@ -58,7 +58,9 @@ def created_objects(sql: str) -> list[CreatedObject]:
             out.append(_rangevar("view" if s.objtype == 1 else "table", s.into.rel))
         elif isinstance(s, ast.CreateSeqStmt):
             out.append(_rangevar("sequence", s.sequence))
-        elif isinstance(s, ast.CreateFunctionStmt):
+        elif isinstance(s, ast.CreateFunctionStmt) and not s.replace:
+            # CREATE OR REPLACE FUNCTION gives one of our functions a new body: it creates no
+            # name (the lint refuses it for any function an earlier migration did not create)
             out.append(_qualified("function", s.funcname))
         elif isinstance(s, ast.CreateEnumStmt):
             out.append(_qualified("type", s.typeName))

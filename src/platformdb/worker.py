@@ -272,10 +272,14 @@ class Consumer(Duty):
         self.job_types = job_types
         self.concurrency = max(1, config.concurrency)
         self.batch_size = config.batch_size or max(10, 2 * self.concurrency)
-        self.max_held = self.concurrency + self.batch_size
-        # finished handlers wake the control loop when this many outcomes wait (or no work is
-        # left to start): acks and claims then go in batches instead of one round trip per item
-        self.settle_every = max(1, self.batch_size // 2)
+        # up to two claims' worth beyond the running handlers: while one batch runs, the next
+        # is already here, so a full claim (and its acks, in the same statement) goes out as
+        # soon as a batch's worth has finished, and the handlers never wait for it
+        self.max_held = self.concurrency + 2 * self.batch_size
+        # finished handlers wake the control loop when this many outcomes wait (or a handler
+        # failed, or no work is left to start): acks and claims go in batches instead of one
+        # round trip per item
+        self.settle_every = max(1, self.batch_size)
         self.lease = max(1, int(config.lease_seconds))
         self.poll_interval = max(0.05, config.poll_interval)
         self.grace = max(0.0, config.grace_seconds)

@@ -1,7 +1,10 @@
 -- platformdb 20260401190000 down: the exact reverse of performance.
 -- Restores the previous bodies (and comments) of enqueue_message, claim_messages,
--- append_event and record_metrics, as 20260401140000 and 20260401100000 created them.
+-- append_event and record_metrics, as 20260401140000 and 20260401100000 created them, and
+-- the default fill factor of event_streams.
 BEGIN;
+
+alter table public.event_streams reset (fillfactor);
 
 create or replace function public.enqueue_message(
     p_queue_name text,
