@@ -297,7 +297,12 @@ def rounds_of(urls: dict[str, str]) -> dict[str, Any]:
                     f"  ({ran} runs for {JOBS} jobs)",
                     flush=True,
                 )
-    out: dict[str, Any] = {"jobs_per_s": {n: {f"{w}w": v for w, v in r.items()} for n, r in rates.items()}}
+    out: dict[str, Any] = {
+        "jobs_per_s": {n: {f"{w}w": v for w, v in r.items()} for n, r in rates.items()},
+        "median_jobs_per_s": {
+            n: {f"{w}w": round(statistics.median(v)) for w, v in r.items()} for n, r in rates.items()
+        },
+    }
     ratios: dict[str, Any] = {}
     for peer in names[1:]:
         for w in (1, 4):

@@ -540,6 +540,8 @@ def run_pairs(url: str, todo: list[Pair]) -> dict[str, Any]:
     for entry in out["throughput"].values():
         entry["ratio_min"] = min(entry["ratio"])
         entry["ratio_median"] = round(statistics.median(entry["ratio"]), 2)
+        entry["ours_tps_median"] = round(statistics.median(entry["ours_tps"]), 1)
+        entry["theirs_tps_median"] = round(statistics.median(entry["theirs_tps"]), 1)
     return out
 
 
