@@ -25,7 +25,8 @@ with the same number of messages before every run; a run that drained its queue 
     BENCH_PEERS_MIGRATE_TO=20260401170000 …   # ours as of that migration (the "before")
     … bench/peers.py --profile   # where ours spends its time: statements and wait events
 
-Sizes: BENCH_PEERS_SECONDS, BENCH_PEERS_ROUNDS, BENCH_PEERS_FILL (messages per claim run);
+Sizes: BENCH_PEERS_SECONDS, BENCH_PEERS_ROUNDS, BENCH_PEERS_FILL (messages in the first claim
+run's queue; later fills are twice the most a run consumed, at least 20,000, at most that);
 BENCH_PEERS_ONLY=enqueue,claim10_ack,append,append_expected narrows the pairs.
 """
 
@@ -160,14 +161,26 @@ def install_message_db(url: str, d: Path) -> None:
 # ---- preparing runs ----------------------------------------------------------------------
 
 
+# the most messages one claim run consumed so far: later fills are twice that (at least
+# 20,000, at most FILL), so that a slow disk does not spend minutes filling queues
+_CONSUMED = {"max": 0, "filled": 0}
+
+
+def fill_size() -> int:
+    if _CONSUMED["max"] == 0:
+        return FILL
+    return min(FILL, max(20000, 2 * _CONSUMED["max"]))
+
+
 def refill(url: str, who: str, _run: int) -> None:
-    """The claim queue emptied, vacuumed and filled with FILL messages."""
+    """The claim queue emptied, vacuumed and filled (see fill_size)."""
+    fill = _CONSUMED["filled"] = fill_size()
     with psycopg.connect(url, autocommit=True) as c:
         if who == "platformdb":
             c.execute("delete from public.message_queue where queue_name = 'claim'")
             c.execute("vacuum analyze public.message_queue")
-            for k in range(0, FILL, 10000):
-                n = min(10000, FILL - k)
+            for k in range(0, fill, 10000):
+                n = min(10000, fill - k)
                 c.execute(
                     "select public.enqueue_messages('claim', (select jsonb_agg(jsonb_build_object("
                     "'message_type', 'bench.noop', 'payload', jsonb_build_object('n', g))) "
@@ -178,8 +191,8 @@ def refill(url: str, who: str, _run: int) -> None:
         else:
             c.execute("select pgmq.purge_queue('claim')")
             c.execute("vacuum analyze pgmq.q_claim")
-            for k in range(0, FILL, 10000):
-                n = min(10000, FILL - k)
+            for k in range(0, fill, 10000):
+                n = min(10000, fill - k)
                 c.execute(
                     "select count(*) from pgmq.send_batch('claim', "
                     "(select array_agg(jsonb_build_object('n', g)) from generate_series(1, %s) g))",
@@ -196,7 +209,9 @@ def left_in_claim_queue(url: str, who: str) -> int:
             ).fetchone()
         else:
             row = c.execute("select count(*) from pgmq.q_claim").fetchone()
-    return int(row[0]) if row else 0
+    left = int(row[0]) if row else 0
+    _CONSUMED["max"] = max(_CONSUMED["max"], _CONSUMED["filled"] - left)
+    return left
 
 
 def pairs(have_pgmq: bool, have_mdb: bool) -> list[Pair]:
@@ -525,6 +540,9 @@ def run_pairs(url: str, todo: list[Pair]) -> dict[str, Any]:
                     pair.prepare(url, side.who, n)
                 r = pgbench(url, side, 16, SECONDS, work, f"{pair.name}-{side.who}-{n}")
                 lat[(pair.name, side.who, 16)] = r["latency_us"]
+                if pair.prepare and left_in_claim_queue(url, side.who) == 0:
+                    out["latency"].setdefault("drained_at_16c", []).append(f"{pair.name}:{side.who}")
+                    print(f"latency run {pair.name} {side.who} at 16 clients drained its queue", flush=True)
         for pair in todo:
             entry = out["latency"].setdefault(pair.name, {"peer": pair.peer})
             for clients in LATENCY_CLIENTS:
