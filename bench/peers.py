@@ -15,11 +15,14 @@ so. Nothing of theirs lives in this repository: fetch their public repositories 
 
 How it measures: a cluster of its own with fsync and synchronous_commit ON (unlike the test
 clusters), ours migrated into database `bench`, both peers installed into the same database.
-Each pair runs ours then theirs (the order swaps every round), 1 client then 4, for
-BENCH_PEERS_ROUNDS rounds of BENCH_PEERS_SECONDS each; then one run per pair at 16 clients
-for latency. Latency percentiles come from pgbench's per-transaction logs (1 and 4 clients:
-pooled over the rounds). Queues read by the claim pairs are emptied, vacuumed and refilled
-with the same number of messages before every run; a run that drained its queue is marked.
+Each pair runs, per round and client count (1, then 4), BENCH_PEERS_SLICES alternating
+slices per side (ours, theirs, theirs, ours, …; the first side swaps every round) of
+BENCH_PEERS_SECONDS / BENCH_PEERS_SLICES seconds each: both sides see the same stretch of a
+shared machine's disk; a side's figure is the mean of its slices. BENCH_PEERS_ROUNDS rounds;
+then one run per side at 16 clients for latency. Latency percentiles come from pgbench's
+per-transaction logs (1 and 4 clients: pooled over the rounds). Queues read by the claim
+pairs are emptied, vacuumed and refilled before every run; a run that drained its queue is
+marked.
 
     BENCH_PEERS_DIR=/work/peers .venv/bin/python bench/peers.py
     BENCH_PEERS_MIGRATE_TO=20260401170000 …   # ours as of that migration (the "before")
@@ -53,6 +56,8 @@ from platformdb import devdb, migrate
 PEERS_DIR = os.environ.get("BENCH_PEERS_DIR", "")
 SECONDS = int(os.environ.get("BENCH_PEERS_SECONDS", "10"))
 ROUNDS = int(os.environ.get("BENCH_PEERS_ROUNDS", "2"))
+SLICES = int(os.environ.get("BENCH_PEERS_SLICES", "5"))  # alternating runs per side and round
+SLICE_SECONDS = max(1, SECONDS // max(1, SLICES))
 FILL = int(os.environ.get("BENCH_PEERS_FILL", "300000"))
 MIGRATE_TO = os.environ.get("BENCH_PEERS_MIGRATE_TO") or None
 PROFILE = "--profile" in sys.argv
@@ -507,18 +512,21 @@ def run_pairs(url: str, todo: list[Pair]) -> dict[str, Any]:
             for clients in THROUGHPUT_CLIENTS:
                 for pair in todo:
                     sides = [pair.ours, pair.theirs] if rnd % 2 == 0 else [pair.theirs, pair.ours]
-                    got: dict[str, float] = {}
+                    tps_sum: dict[str, float] = {}
                     drained = []
-                    for side in sides:
-                        n += 1
-                        if pair.prepare:
-                            pair.prepare(url, side.who, n)
-                        r = pgbench(url, side, clients, SECONDS, work, f"{pair.name}-{side.who}-{n}")
-                        if pair.prepare and left_in_claim_queue(url, side.who) == 0:
-                            drained.append(side.who)
-                        got[side.who] = r["tps"]
-                        lat.setdefault((pair.name, side.who, clients), []).extend(r["latency_us"])
-                    ours, theirs = got["platformdb"], got[pair.theirs.who]
+                    # SLICES short runs per side, alternating (ABAB…, then BABA… the next round),
+                    # so that both sides see the same stretch of a shared machine's disk
+                    for k in range(SLICES):
+                        for side in sides if k % 2 == 0 else sides[::-1]:
+                            n += 1
+                            if pair.prepare:
+                                pair.prepare(url, side.who, n)
+                            r = pgbench(url, side, clients, SLICE_SECONDS, work, f"{pair.name}-{side.who}-{n}")
+                            if pair.prepare and left_in_claim_queue(url, side.who) == 0:
+                                drained.append(side.who)
+                            tps_sum[side.who] = tps_sum.get(side.who, 0.0) + r["tps"]
+                            lat.setdefault((pair.name, side.who, clients), []).extend(r["latency_us"])
+                    ours, theirs = tps_sum["platformdb"] / SLICES, tps_sum[pair.theirs.who] / SLICES
                     key = f"{pair.name}_{clients}c"
                     entry = out["throughput"].setdefault(
                         key, {"peer": pair.peer, "clients": clients, "ours_tps": [], "theirs_tps": [], "ratio": []}
