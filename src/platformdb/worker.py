@@ -252,6 +252,10 @@ def _connection_lost(conn: psycopg.Connection[Any] | None) -> bool:
     return conn is None or conn.closed or conn.broken
 
 
+# the longest a finished handler's outcome waits for the control loop (acks are batched)
+SETTLE_DELAY = 0.05
+
+
 class Consumer(Duty):
     """Claims messages and jobs in batches and runs their handlers on `concurrency` threads.
 
@@ -272,14 +276,12 @@ class Consumer(Duty):
         self.job_types = job_types
         self.concurrency = max(1, config.concurrency)
         self.batch_size = config.batch_size or max(10, 2 * self.concurrency)
-        # up to two claims' worth beyond the running handlers: while one batch runs, the next
-        # is already here, so a full claim (and its acks, in the same statement) goes out as
-        # soon as a batch's worth has finished, and the handlers never wait for it
-        self.max_held = self.concurrency + 2 * self.batch_size
-        # finished handlers wake the control loop when this many outcomes wait (or a handler
-        # failed, or no work is left to start): acks and claims go in batches instead of one
-        # round trip per item
-        self.settle_every = max(1, self.batch_size)
+        self.max_held = self.concurrency + self.batch_size
+        # finished handlers wake the control loop when half a claim's worth of outcomes waits
+        # (or a handler failed, or no work is left to start): acks and claims then go in
+        # batches instead of one round trip per item, and the next claim arrives while the
+        # other half still runs. Outcomes never wait longer than SETTLE_DELAY (see _main).
+        self.settle_every = max(1, self.batch_size // 2)
         self.lease = max(1, int(config.lease_seconds))
         self.poll_interval = max(0.05, config.poll_interval)
         self.grace = max(0.0, config.grace_seconds)
@@ -405,7 +407,9 @@ class Consumer(Duty):
                 backoff = min(backoff * 2, 5.0)
                 continue
             if not more:
-                self.activity.wait(self.poll_interval)
+                with self.lock:
+                    pending = bool(self.outcomes)
+                self.activity.wait(SETTLE_DELAY if pending else self.poll_interval)
 
     def _take_acks(self) -> list[_Outcome]:
         """The finished messages to ack (they go with the next claim, see _claim)."""
