@@ -380,6 +380,15 @@ def _node_rows() -> tuple[Row, ...]:
 
 
 PEERS_NOTES = (
+    "Before the performance migration (20260401190000), same bench on this machine"
+    " (`BENCH_PEERS_MIGRATE_TO=20260401170000`, 10 s runs per side, two rounds, ours ÷ theirs):"
+    " `enqueue_message` ÷ `pgmq.send` 0.70×, 1.53× at 1 client and 0.59×, 0.38× at 4;"
+    " claim 10 + ack ÷ pgmq 1.05×, 0.49× and 0.88×, 0.50×; `append_event` ÷ `write_message`"
+    " 0.89×, 2.75× and 3.40×, 1.27×; with an expected version 1.06×, 0.95× and 2.56×, 0.56×."
+    " `enqueue_message` p50 at 16 clients was 103 ms against pgmq's 9.8 ms (every notifying"
+    " commit waited for the one before). The disk was shared with other test runs and"
+    " single-client figures swung by 2× between rounds, which is why the bench now alternates"
+    " short slices of both sides.",
     "How to read it: ours ÷ theirs per round, the target asks every round (the lowest) to be at"
     " least 1.0×; the page shows the median of the rounds on both sides. The cluster runs with"
     " fsync and synchronous_commit on, so single-client figures are mostly the disk's commit"
@@ -412,6 +421,11 @@ PEERS_NOTES = (
 )
 
 NODE_NOTES = (
+    "Before (the previous worker and migrations: `BENCH_NODE_MIGRATE_TO=20260401170000` with"
+    " `PYTHONPATH` on the previous checkout, two rounds, ours ÷ theirs): graphile-worker"
+    " batched 0.55×, 0.36× at 1 worker process and 1.22×, 1.69× at 4; pg-boss 0.54×, 0.56× and"
+    " 1.19×, 1.00× (ours 604–646 jobs/s at 1 worker, 1,972–2,159 at 4, on a disk shared with"
+    " other test runs: every figure here is commit-bound).",
     "Where the consuming side spent its time (the database's view, pg_stat_statements of the"
     " worker statements; the worker's `platformdb_worker_statements` figures): before, a"
     " worker made about 40 round trips per 1,000 messages, a claim (about 50 rows) and a"
@@ -421,8 +435,12 @@ NODE_NOTES = (
     " wake the loop once half a claim's worth has finished (or one failed, or nothing is left"
     " to start; an outcome waits at most 50 ms). Holding two claims' worth (10 statements per"
     " 1,000 messages) was faster still but lost more work per killed worker in the SIGKILL"
-    " chaos scenario, so a worker still holds concurrency + batch. Leases, the at-least-once"
-    " contract and the shutdown drain are unchanged.",
+    " chaos scenario, so a worker still holds concurrency + batch. The ack-and-claim statement"
+    " commits asynchronously (`--synchronous-acks` to wait for the flush): on a disk where a"
+    " flush takes milliseconds that is most of a batch's cost; a database crash can then"
+    " forget the last few hundred ms of acks and claims, and those messages are delivered"
+    " again — as at-least-once delivery already allows after a worker crash. Enqueues stay"
+    " synchronous. Leases, the at-least-once contract and the shutdown drain are unchanged.",
 )
 
 

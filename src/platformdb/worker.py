@@ -81,6 +81,9 @@ class WorkerConfig:
     lease_seconds: int = 30  # message lease; kept alive while a handler runs
     poll_interval: float = 1.0  # fallback when no NOTIFY arrives
     housekeeping: bool = True  # reaper, recurring jobs, retention
+    # acks-with-claims wait for the WAL flush; off: a database crash may forget the last few
+    # hundred ms of them and those messages are delivered again (at least once either way)
+    synchronous_acks: bool = False
 
 
 class Duty(ABC):
@@ -282,6 +285,7 @@ class Consumer(Duty):
         # batches instead of one round trip per item, and the next claim arrives while the
         # other half still runs. Outcomes never wait longer than SETTLE_DELAY (see _main).
         self.settle_every = max(1, self.batch_size // 2)
+        self.synchronous_acks = config.synchronous_acks
         self.lease = max(1, int(config.lease_seconds))
         self.poll_interval = max(0.05, config.poll_interval)
         self.grace = max(0.0, config.grace_seconds)
@@ -451,7 +455,7 @@ class Consumer(Duty):
                 items = jobs_sdk.claim_jobs(conn, self.job_types, n, self.worker_id)
             elif acks:
                 done, items = queue_sdk.ack_and_claim_messages(
-                    conn, [o.task.id for o in acks], src, n, self.lease, self.worker_id
+                    conn, [o.task.id for o in acks], src, n, self.lease, self.worker_id, self.synchronous_acks
                 )
                 self._record_acks(acks, done)
             else:
@@ -686,6 +690,14 @@ def register(app: typer.Typer) -> None:
         no_housekeeping: Annotated[
             bool, typer.Option("--no-housekeeping", help="No reaper, recurring jobs or retention here.")
         ] = False,
+        synchronous_acks: Annotated[
+            bool,
+            typer.Option(
+                "--synchronous-acks",
+                help="Acks sent with the next claim wait for the WAL flush (default: they commit"
+                " asynchronously; a database crash may then deliver those messages again).",
+            ),
+        ] = False,
     ) -> None:
         """Run the background duties (WhatsApp sender, queues, jobs, maintenance) until SIGTERM."""
         import socket
@@ -705,6 +717,7 @@ def register(app: typer.Typer) -> None:
             lease_seconds=lease,
             poll_interval=poll_interval,
             housekeeping=not no_housekeeping,
+            synchronous_acks=synchronous_acks,
         )
         try:
             duties = build_duties(config)

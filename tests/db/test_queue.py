@@ -245,6 +245,33 @@ def test_the_reaper_returns_expired_leases_and_dead_letters_the_last_attempt(
     assert q.reap_expired_leases(svc) == 0
 
 
+@pytest.mark.parametrize("synchronous", [True, False])
+def test_ack_and_claim_in_one_statement(
+    svc: psycopg.Connection[Any], conn: psycopg.Connection[Any], synchronous: bool
+) -> None:
+    svc.execute("set synchronous_commit = 'remote_write'")  # neither of the two modes
+    q.enqueue_messages(svc, "both", [q.NewMessage("m", {"i": i}, priority=5) for i in range(5)])
+    first = q.claim_messages(svc, "both", 2, 30, "w")
+    urgent = q.enqueue_message(svc, "both", "m", {"urgent": True}, priority=1)
+    done, more = q.ack_and_claim_messages(svc, [m.id for m in first], "both", 2, 30, "w", synchronous)
+    assert done == 2
+    assert [m.id for m in more][0] == urgent, "the claim keeps priority order"
+    assert [_row(conn, m.id)["state"] for m in first] == ["completed", "completed"]
+    assert {_row(conn, m.id)["state"] for m in more} == {"running"}
+    # the rest, then nothing left to claim: the acks still count
+    done, rest = q.ack_and_claim_messages(svc, [m.id for m in more], "both", 10, 30, "w", synchronous)
+    assert (done, len(rest)) == (2, 2)
+    done, nothing = q.ack_and_claim_messages(svc, [m.id for m in rest], "both", 10, 30, "w", synchronous)
+    assert (done, nothing) == (2, [])
+    # a lost lease is not acked (as ack_messages); the commit mode does not outlive the statement
+    mid = q.enqueue_message(svc, "both", "m", {"late": True})
+    q.claim_messages(svc, "both", 1, 30, "other")
+    assert q.ack_and_claim_messages(svc, [mid], "both", 1, 30, "w", synchronous) == (0, [])
+    assert svc.execute("show synchronous_commit").fetchone() == ("remote_write",)
+    with pytest.raises(InvalidInput):
+        q.ack_and_claim_messages(svc, [], "both", 0, 30, "w", synchronous)
+
+
 def test_acks_check_who_holds_the_lease(svc: psycopg.Connection[Any], conn: psycopg.Connection[Any]) -> None:
     mid = q.enqueue_message(svc, "leases", "m", {})
     q.claim_messages(svc, "leases", 1, 1, "slow")

@@ -37,10 +37,14 @@ CLAIM_MESSAGES = """
 select * from public.claim_messages(
     p_queue_name => %s, p_limit => %s, p_lease_seconds => %s, p_worker_id => %s)
 """
-# one statement, one transaction: the acks first (the outer side of the join), then the claim
+# one statement, one transaction: the acks first (the outer side of the join), then the claim;
+# `commit_mode` 'off' commits this one transaction asynchronously (see ack_and_claim_messages)
 ACK_AND_CLAIM_MESSAGES = """
-with acked as materialized (
+with mode as materialized (
+    select pg_catalog.set_config('synchronous_commit', %s, true) as commit_mode
+), acked as materialized (
     select public.ack_messages(p_message_ids => %s::uuid[], p_worker_id => %s) as platformdb_acked
+      from mode
 )
 select a.platformdb_acked, c.*
   from acked a
@@ -190,12 +194,21 @@ def ack_and_claim_messages(
     limit: int = 10,
     lease_seconds: int = 30,
     worker_id: str | None = None,
+    synchronous: bool = True,
 ) -> tuple[int, list[Message]]:
     """`ack_messages(ack_ids)` then `claim_messages(...)` in one statement (one round trip,
-    one commit): returns how many were completed and the newly claimed messages."""
+    one commit): returns how many were completed and the newly claimed messages.
+
+    `synchronous=False` commits it without waiting for the WAL flush (it is visible at once;
+    only a database crash within the next few hundred ms can forget it, and then those
+    messages are delivered again, as after a worker crash). Use it only when the statement
+    runs in its own transaction (autocommit), as the worker does: inside a caller's
+    transaction it would apply to that whole transaction.
+    """
+    mode = "on" if synchronous else "off"
     with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
-            ACK_AND_CLAIM_MESSAGES, (list(ack_ids), worker_id, queue_name, limit, lease_seconds, worker_id)
+            ACK_AND_CLAIM_MESSAGES, (mode, list(ack_ids), worker_id, queue_name, limit, lease_seconds, worker_id)
         ).fetchall()
     acked = int(rows[0]["platformdb_acked"]) if rows else 0
     return acked, [Message.from_row(r) for r in rows if r["id"] is not None]
