@@ -356,15 +356,19 @@ def _peer_rows() -> tuple[Row, ...]:
 
 def _node_rows() -> tuple[Row, ...]:
     rows = []
-    for peer, label in (
-        ("graphile_batched", "graphile-worker, batching on (localQueue 100, completeJobBatchDelay 0)"),
-        ("pg_boss", "pg-boss (batchSize 100, localConcurrency 4, burst, notify)"),
-        ("graphile_defaults", "graphile-worker on its defaults"),
+    for peer, label, short in (
+        (
+            "graphile_batched",
+            "graphile-worker, batching on (localQueue 100, completeJobBatchDelay 0)",
+            "graphile-worker",
+        ),
+        ("pg_boss", "pg-boss (batchSize 100, localConcurrency 4, burst, notify)", "pg-boss"),
+        ("graphile_defaults", "graphile-worker on its defaults", "graphile-worker defaults"),
     ):
         for w in (1, 4):
             rows.append(
                 Row(
-                    f"platformdb worker ×{w} (median of rounds)",
+                    f"platformdb worker ×{w} vs {short} (median of rounds)",
                     f"median_jobs_per_s.platformdb.{w}w",
                     "jobs/s",
                     f"{label} ×{w}",
