@@ -393,6 +393,12 @@ PEERS_NOTES = (
     " commit waited for the one before). The disk was shared with other test runs and"
     " single-client figures swung by 2× between rounds, which is why the bench now alternates"
     " short slices of both sides.",
+    "The run before the one shown (2026-12-07, same code, pgmq 1.5.1 at c8575e3, message-db"
+    " 1.3.0 at 25da82b; ours ÷ theirs, two rounds): `enqueue_message` 1.04×, 0.87× at 1 client"
+    " and 1.08×, 1.12× at 4; claim 10 + ack 0.83×, 0.91× and 0.76×, 0.71×; `append_event`"
+    " 0.99×, 1.04× and 3.02×, 2.80×; with an expected version 0.84×, 0.97× and 2.87×, 3.02×."
+    " (pgmq's version reads \"unknown\" in the figures of a run whose BENCH_PEERS_DIR lacks"
+    " pgmq-extension/pgmq.control; it is 1.5.1.)",
     "How to read it: ours ÷ theirs per round, the target asks every round (the lowest) to be at"
     " least 1.0×; the page shows the median of the rounds on both sides. The cluster runs with"
     " fsync and synchronous_commit on, so single-client figures are mostly the disk's commit"
@@ -425,6 +431,11 @@ PEERS_NOTES = (
 )
 
 NODE_NOTES = (
+    "The run before the one shown (same day, same code, graphile-worker 0.18.0, pg-boss"
+    " 12.38.1, Node.js v20.20.2; ours ÷ theirs, two rounds): graphile-worker batched 1.52×,"
+    " 1.00× at 1 worker process and 1.56×, 1.59× at 4; pg-boss 1.58×, 0.77× and 1.43×, 1.41×;"
+    " ours 1,425–2,801 jobs/s at 1 worker and 2,906–2,989 at 4 (every job ran exactly once in"
+    " every run of every system).",
     "Before (the previous worker and migrations: `BENCH_NODE_MIGRATE_TO=20260401170000` with"
     " `PYTHONPATH` on the previous checkout, two rounds, ours ÷ theirs): graphile-worker"
     " batched 0.55×, 0.36× at 1 worker process and 1.22×, 1.69× at 4; pg-boss 0.54×, 0.56× and"
