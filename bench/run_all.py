@@ -396,14 +396,14 @@ PEERS_NOTES = (
     "The run before the one shown (2026-12-07, same code, pgmq 1.5.1 at c8575e3, message-db"
     " 1.3.0 at 25da82b; ours ÷ theirs, two rounds): `enqueue_message` 1.04×, 0.87× at 1 client"
     " and 1.08×, 1.12× at 4; claim 10 + ack 0.83×, 0.91× and 0.76×, 0.71×; `append_event`"
-    " 0.99×, 1.04× and 3.02×, 2.80×; with an expected version 0.84×, 0.97× and 2.87×, 3.02×."
-    " (pgmq's version reads \"unknown\" in the figures of a run whose BENCH_PEERS_DIR lacks"
-    " pgmq-extension/pgmq.control; it is 1.5.1.)",
+    " 0.99×, 1.04× and 3.02×, 2.80×; with an expected version 0.84×, 0.97× and 2.87×, 3.02×.",
     "How to read it: ours ÷ theirs per round, the target asks every round (the lowest) to be at"
     " least 1.0×; the page shows the median of the rounds on both sides. The cluster runs with"
     " fsync and synchronous_commit on, so single-client figures are mostly the disk's commit"
-    " flush and move with whatever else the machine's disk is doing; each pair runs"
-    " back to back (order swapped every round) so both sides see the same disk.",
+    " flush and move with whatever else the machine's disk is doing; both sides of a pair run"
+    " in alternating 2 s slices so that they see the same stretch of the disk. The claim"
+    " latency runs at 16 clients drained their queues (marked in the figures): read those two"
+    " rows as indicative.",
     "Where the time goes (bench/peers_profile.py, 4 clients, before the performance migration):"
     " `enqueue_message` spent 66% of its active time waiting on `Lock:object` — the"
     " database-wide lock a transaction that sent NOTIFY holds from the start of its commit"
