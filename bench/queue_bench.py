@@ -77,6 +77,11 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.kill()
 
 
+# the end-to-end figures are taken with the acks' commit not waiting for the WAL flush
+# (`--async-acks`); BENCH_SYNC_ACKS=1 measures the durable default instead
+ACK_MODE = [] if os.environ.get("BENCH_SYNC_ACKS") == "1" else ["--async-acks"]
+
+
 def platformdb_run(url: str, workers: int) -> float:
     with psycopg.connect(url, autocommit=True) as c:
         c.execute("delete from public.message_queue where queue_name = 'bench'")
@@ -98,6 +103,7 @@ def platformdb_run(url: str, workers: int) -> float:
                 "--batch-size",
                 "100",
                 "--no-housekeeping",
+                *ACK_MODE,
                 "--worker-id",
                 f"bench-{workers}-{i}",
             ],

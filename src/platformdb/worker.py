@@ -98,6 +98,10 @@ class WorkerConfig:
         for k, v in db.connect_kwargs(self.database_url).items():
             kwargs.setdefault(k, v)
         return psycopg.connect(self.database_url, **kwargs)
+    # acks-with-claims wait for the WAL flush (durable, the default); off (--async-acks): a
+    # database crash may forget the last few hundred ms of acks, and those messages are
+    # delivered again (at least once either way)
+    synchronous_acks: bool = True
 
 
 class Duty(ABC):
@@ -269,6 +273,10 @@ def _connection_lost(conn: psycopg.Connection[Any] | None) -> bool:
     return conn is None or conn.closed or conn.broken
 
 
+# the longest a finished handler's outcome waits for the control loop (acks are batched)
+SETTLE_DELAY = 0.05
+
+
 class Consumer(Duty):
     """Claims messages and jobs in batches and runs their handlers on `concurrency` threads.
 
@@ -291,6 +299,12 @@ class Consumer(Duty):
         self.concurrency = max(1, config.concurrency)
         self.batch_size = config.batch_size or max(10, 2 * self.concurrency)
         self.max_held = self.concurrency + self.batch_size
+        # finished handlers wake the control loop when half a claim's worth of outcomes waits
+        # (or a handler failed, or no work is left to start): acks and claims then go in
+        # batches instead of one round trip per item, and the next claim arrives while the
+        # other half still runs. Outcomes never wait longer than SETTLE_DELAY (see _main).
+        self.settle_every = max(1, self.batch_size // 2)
+        self.synchronous_acks = config.synchronous_acks
         self.lease = max(1, int(config.lease_seconds))
         self.poll_interval = max(0.05, config.poll_interval)
         self.grace = max(0.0, config.grace_seconds)
@@ -337,7 +351,9 @@ class Consumer(Duty):
             outcome = self._run_handler(task)
             with self.lock:
                 self.outcomes.append(outcome)
-            self.activity.set()
+                waiting = len(self.outcomes)
+            if waiting >= self.settle_every or not outcome.ok or self.work.empty():
+                self.activity.set()
 
     def _run_handler(self, task: _Task) -> _Outcome:
         try:
@@ -410,24 +426,52 @@ class Consumer(Duty):
         backoff = 0.2
         while not stop.is_set():
             self.activity.clear()
+            acks: list[_Outcome] = []
             try:
                 conn = self._connection()
+                acks = self._take_acks()
                 self._settle(conn)
                 self._keep_leases(conn)
-                more = self._claim(conn)
+                more = self._claim(conn, acks)
                 backoff = 0.2
             except (psycopg.Error, PlatformDBError) as exc:
+                if acks:
+                    with self.lock:
+                        self.outcomes[:0] = acks  # recorded after the reconnect
                 self._on_error(exc)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
             if not more:
-                self.activity.wait(self.poll_interval)
+                with self.lock:
+                    pending = bool(self.outcomes)
+                self.activity.wait(SETTLE_DELAY if pending else self.poll_interval)
 
-    def _claim(self, conn: psycopg.Connection[Any]) -> bool:
-        """Claim up to capacity; True when a source had more than we took."""
+    def _take_acks(self) -> list[_Outcome]:
+        """The finished messages to ack (they go with the next claim, see _claim)."""
+        with self.lock:
+            acks = [o for o in self.outcomes if o.ok and o.task.kind == "message"]
+            if acks:
+                self.outcomes = [o for o in self.outcomes if not (o.ok and o.task.kind == "message")]
+        return acks
+
+    def _record_acks(self, acks: list[_Outcome], done: int) -> None:
+        if done < len(acks):
+            log.warning("%d of %d acks came too late (lease lost)", len(acks) - done, len(acks))
+        for o in acks:
+            self.held.pop(o.task.id, None)
+        acks.clear()
+
+    def _claim(self, conn: psycopg.Connection[Any], acks: list[_Outcome] | None = None) -> bool:
+        """Ack `acks` and claim up to capacity; True when a source had more than we took.
+
+        The acks travel with the first message claim (one statement: one round trip and one
+        commit for both); without one they are acked on their own. `acks` is emptied once
+        recorded, so the caller can put back what is left when a statement fails.
+        """
+        acks = acks if acks is not None else []
         more = False
-        capacity = self.max_held - len(self.held)
+        capacity = self.max_held - len(self.held) + len(acks)
         sources: list[str | None] = list(self.queues)
         if self.job_types:
             sources.append(None)  # None = jobs
@@ -441,6 +485,11 @@ class Consumer(Duty):
             items: list[Message] | list[Job]
             if src is None:
                 items = jobs_sdk.claim_jobs(conn, self.job_types, n, self.worker_id)
+            elif acks:
+                done, items = queue_sdk.ack_and_claim_messages(
+                    conn, [o.task.id for o in acks], src, n, self.lease, self.worker_id, self.synchronous_acks
+                )
+                self._record_acks(acks, done)
             else:
                 items = queue_sdk.claim_messages(conn, src, n, self.lease, self.worker_id)
             for item in items:
@@ -451,6 +500,8 @@ class Consumer(Duty):
                 self.work.put(task)
             capacity -= len(items)
             more = more or len(items) == n
+        if acks:
+            self._record_acks(acks, queue_sdk.ack_messages(conn, [o.task.id for o in acks], self.worker_id))
         return more
 
     def _settle(self, conn: psycopg.Connection[Any]) -> None:
@@ -675,6 +726,14 @@ def register(app: typer.Typer) -> None:
         no_housekeeping: Annotated[
             bool, typer.Option("--no-housekeeping", help="No reaper, recurring jobs or retention here.")
         ] = False,
+        async_acks: Annotated[
+            bool,
+            typer.Option(
+                "--async-acks",
+                help="Acks sent with the next claim do not wait for the WAL flush (faster on a slow"
+                " disk; a database crash or failover may then deliver those messages again).",
+            ),
+        ] = False,
     ) -> None:
         """Run the background duties (WhatsApp sender, queues, jobs, maintenance) until SIGTERM."""
         import socket
@@ -695,6 +754,7 @@ def register(app: typer.Typer) -> None:
             poll_interval=poll_interval,
             housekeeping=not no_housekeeping,
             direct_url=direct_url,
+            synchronous_acks=not async_acks,
         )
         try:
             duties = build_duties(config)

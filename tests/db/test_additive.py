@@ -52,14 +52,17 @@ def test_migrating_leaves_the_existing_application_untouched(
 
 
 def _last_created(migrations_dir: Path) -> tuple[migrate.Migration, guard.CreatedObject]:
-    """The last table or function the last migration creates (the latest point a guard can stop)."""
-    last = migrate.discover(migrations_dir)[-1]
-    objs = [
-        o
-        for o in guard.created_objects(last.text())
-        if o.schema == "public" and o.kind in ("table", "function") and not o.replaces
-    ]
-    return last, objs[-1]
+    """The last table or function the last migration creating one creates (the latest point a
+    guard can stop; a later file that only replaces function bodies creates no name)."""
+    for last in reversed(migrate.discover(migrations_dir)):
+        objs = [
+            o
+            for o in guard.created_objects(last.text())
+            if o.schema == "public" and o.kind in ("table", "function") and not o.replaces
+        ]
+        if objs:
+            return last, objs[-1]
+    raise AssertionError("no migration creates a table or function")
 
 
 def _take(conn: psycopg.Connection[Any], obj: guard.CreatedObject) -> None:
@@ -122,7 +125,42 @@ MIGRATIONS = [
 ]
 
 
-@pytest.mark.parametrize("m", MIGRATIONS, ids=[m.name for m in MIGRATIONS])
+def _creates_names(m: migrate.Migration) -> bool:
+    return any(o.schema == "public" and o.kind in ("table", "function") for o in guard.created_objects(m.text()))
+
+
+CREATING = [m for m in MIGRATIONS if _creates_names(m)]
+REPLACING = [m for m in MIGRATIONS if not _creates_names(m)]
+
+
+@pytest.mark.parametrize("m", REPLACING, ids=[m.name for m in REPLACING])
+def test_a_file_creating_no_name_only_replaces_functions_created_before(m: migrate.Migration) -> None:
+    """A file that creates no table or function only gives earlier functions of ours new
+    bodies: every CREATE OR REPLACE FUNCTION names a function (same signature) that an
+    earlier migration created."""
+    earlier: set[str] = set()
+    for e in MIGRATIONS:
+        if e.version < m.version:
+            earlier |= set(_function_signatures(e.text(), replace=False))
+    replaced = _function_signatures(m.text(), replace=True)
+    assert replaced, f"{m.filename} creates nothing and replaces nothing"
+    assert [f for f in replaced if f not in earlier] == []
+
+
+def _function_signatures(text: str, *, replace: bool) -> list[str]:
+    from pglast import ast as pg_ast
+    from pglast import parse_sql
+
+    from platformdb.lint import function_signature
+
+    return [
+        function_signature(raw.stmt)
+        for raw in parse_sql(text)
+        if isinstance(raw.stmt, pg_ast.CreateFunctionStmt) and bool(raw.stmt.replace) == replace
+    ]
+
+
+@pytest.mark.parametrize("m", CREATING, ids=[m.name for m in CREATING])
 def test_each_file_guards_itself_when_run_without_the_runner(app_url: str, m: migrate.Migration) -> None:
     """As the Supabase CLI runs it (the whole file, BEGIN … COMMIT, no platformdb runner): the
     file's own name guard stops it when its last table or function name is taken."""

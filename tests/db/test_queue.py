@@ -245,6 +245,33 @@ def test_the_reaper_returns_expired_leases_and_dead_letters_the_last_attempt(
     assert q.reap_expired_leases(svc) == 0
 
 
+@pytest.mark.parametrize("synchronous", [True, False])
+def test_ack_and_claim_in_one_statement(
+    svc: psycopg.Connection[Any], conn: psycopg.Connection[Any], synchronous: bool
+) -> None:
+    svc.execute("set synchronous_commit = 'remote_write'")  # neither of the two modes
+    q.enqueue_messages(svc, "both", [q.NewMessage("m", {"i": i}, priority=5) for i in range(5)])
+    first = q.claim_messages(svc, "both", 2, 30, "w")
+    urgent = q.enqueue_message(svc, "both", "m", {"urgent": True}, priority=1)
+    done, more = q.ack_and_claim_messages(svc, [m.id for m in first], "both", 2, 30, "w", synchronous)
+    assert done == 2
+    assert [m.id for m in more][0] == urgent, "the claim keeps priority order"
+    assert [_row(conn, m.id)["state"] for m in first] == ["completed", "completed"]
+    assert {_row(conn, m.id)["state"] for m in more} == {"running"}
+    # the rest, then nothing left to claim: the acks still count
+    done, rest = q.ack_and_claim_messages(svc, [m.id for m in more], "both", 10, 30, "w", synchronous)
+    assert (done, len(rest)) == (2, 2)
+    done, nothing = q.ack_and_claim_messages(svc, [m.id for m in rest], "both", 10, 30, "w", synchronous)
+    assert (done, nothing) == (2, [])
+    # a lost lease is not acked (as ack_messages); the commit mode does not outlive the statement
+    mid = q.enqueue_message(svc, "both", "m", {"late": True})
+    q.claim_messages(svc, "both", 1, 30, "other")
+    assert q.ack_and_claim_messages(svc, [mid], "both", 1, 30, "w", synchronous) == (0, [])
+    assert svc.execute("show synchronous_commit").fetchone() == ("remote_write",)
+    with pytest.raises(InvalidInput):
+        q.ack_and_claim_messages(svc, [], "both", 0, 30, "w", synchronous)
+
+
 def test_acks_check_who_holds_the_lease(svc: psycopg.Connection[Any], conn: psycopg.Connection[Any]) -> None:
     mid = q.enqueue_message(svc, "leases", "m", {})
     q.claim_messages(svc, "leases", 1, 1, "slow")
@@ -285,7 +312,9 @@ def test_release_returns_work_without_counting_the_attempt_and_leases_can_be_ext
     assert _row(conn, b)["state"] == "running"
 
 
-def test_enqueue_notifies_listeners_once_per_transaction(connect: Connect, svc: psycopg.Connection[Any]) -> None:
+def test_enqueue_notifies_listeners_when_the_queue_gets_its_first_ready_message(
+    connect: Connect, svc: psycopg.Connection[Any]
+) -> None:
     listener = connect()
     listener.execute("listen platformdb_queue")
 
@@ -293,17 +322,28 @@ def test_enqueue_notifies_listeners_once_per_transaction(connect: Connect, svc: 
         return [n.payload for n in listener.notifies(timeout=0.5)]
 
     q.enqueue_message(svc, "alerts", "m", {})
-    assert drain() == ["alerts"]
+    assert drain() == ["alerts"], "an empty queue got a ready message: its workers are woken"
+    q.enqueue_message(svc, "alerts", "m", {"second": True})
+    assert drain() == [], "the queue already had a ready message: its workers are awake or busy"
     q.enqueue_messages(svc, "alerts", [q.NewMessage("m", {"i": i}) for i in range(100)])
     assert drain() == ["alerts"], "a batch is one notification"
     with svc.transaction():
         for i in range(3):
-            q.enqueue_message(svc, "alerts", "m", {"tx": i})
+            q.enqueue_message(svc, "fresh", "m", {"tx": i})
         q.enqueue_message(svc, "digest", "m", {})
-    assert sorted(drain()) == ["alerts", "digest"], "coalesced per queue and transaction"
+    assert sorted(drain()) == ["digest", "fresh"], "coalesced per queue and transaction"
+    claimed = q.claim_messages(svc, "alerts", 1000)
+    q.ack_messages(svc, [m.id for m in claimed])
+    q.enqueue_message(svc, "alerts", "m", {"after": "drained"})
+    assert drain() == ["alerts"], "a drained queue notifies again"
+    claimed = q.claim_messages(svc, "alerts", 10)
+    q.enqueue_message(svc, "alerts", "m", {"while": "running"})
+    assert drain() == ["alerts"], "messages held by a worker are not ready: the next one wakes workers"
     now = svc.execute("select now()").fetchone()[0]  # type: ignore[index]
-    q.enqueue_message(svc, "alerts", "m", {"later": True}, scheduled_at=now + timedelta(hours=1))
+    q.enqueue_message(svc, "later", "m", {"later": True}, scheduled_at=now + timedelta(hours=1))
     assert drain() == [], "a delayed message wakes nobody"
+    q.enqueue_message(svc, "later", "m", {"now": True})
+    assert drain() == ["later"], "a delayed message does not count as ready"
 
 
 def test_finished_rows_are_purged_in_batches_after_retention(

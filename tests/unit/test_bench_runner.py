@@ -178,3 +178,31 @@ def test_report_only_rewrites_the_page_from_latest(tmp_path: Path) -> None:
     doc = tmp_path / "b.md"
     assert run_all.main(["--report-only", "--results-dir", str(results), "--doc", str(doc)]) == 0
     assert "6,000 events/s" in _line(doc.read_text(), "`append_event`, single writer, one per transaction")
+
+
+def test_merge_keeps_the_benches_not_rerun_and_replaces_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    benches, results = tmp_path / "bench", tmp_path / "results"
+    benches.mkdir()
+    results.mkdir()
+    (results / "latest.json").write_text(json.dumps(_latest({"old": {"per_s": 1}, "peers": {"x": 1}})))
+    (benches / "peers.py").write_text(
+        WRITES_RESULT.format(name="peers", figures='{"x": 2, "versions": {"pgmq": "9.9"}, "skipped": ["message-db"]}')
+    )
+    (benches / "old.py").write_text("raise SystemExit('must not run')")
+    monkeypatch.setenv("FAKE_RESULTS", str(results))
+    doc = tmp_path / "b.md"
+    args = ["--bench-dir", str(benches), "--results-dir", str(results), "--doc", str(doc)]
+    assert run_all.main([*args, "--only", "peers", "--merge"]) == 0
+    latest = json.loads((results / "latest.json").read_text())
+    assert sorted(b["script"] for b in latest["benches"]) == ["bench/old.py", "bench/peers.py"]
+    assert latest["results"]["old"]["figures"] == {"per_s": 1}, "kept from the earlier run"
+    assert latest["results"]["peers"]["figures"]["x"] == 2, "replaced by this run"
+    assert latest["run"]["merged_from"] == "2026-04-01T10:00:00Z"
+    page = doc.read_text()
+    assert "the others are kept from the run of 2026-04-01T10:00:00Z" in page
+    assert "Peers: pgmq 9.9." in page
+    assert "**Skipped in this run**: message-db." in page
+    assert run_all.main([*args, "--only", "peers"]) == 0
+    assert [b["script"] for b in json.loads((results / "latest.json").read_text())["benches"]] == ["bench/peers.py"]

@@ -2,8 +2,11 @@
 ack/nack with exponential backoff and jitter, dead letters and redrive, lease reaping and
 retention. The worker (`platformdb worker`) drives these; they are usable on their own.
 
-Wake-ups: every enqueue of a ready message sends NOTIFY on `NOTIFY_CHANNEL` with the queue
-name as payload (PostgreSQL coalesces identical notifications within a transaction).
+Wake-ups: an enqueue sends NOTIFY on `NOTIFY_CHANNEL` with the queue name as payload when
+the message is ready now and its queue had no other ready message (a queue that has one
+already woke its workers, or they are busy and claim again when done; their polling covers
+the remaining race); a batch enqueue sends one per call. PostgreSQL coalesces identical
+notifications within a transaction.
 """
 
 from __future__ import annotations
@@ -33,6 +36,20 @@ ENQUEUE_MESSAGES = "select public.enqueue_messages(p_queue_name => %s, p_message
 CLAIM_MESSAGES = """
 select * from public.claim_messages(
     p_queue_name => %s, p_limit => %s, p_lease_seconds => %s, p_worker_id => %s)
+"""
+# one statement, one transaction: the acks first (the outer side of the join), then the claim;
+# `commit_mode` 'off' commits this one transaction asynchronously (see ack_and_claim_messages)
+ACK_AND_CLAIM_MESSAGES = """
+with mode as materialized (
+    select pg_catalog.set_config('synchronous_commit', %s, true) as commit_mode
+), acked as materialized (
+    select public.ack_messages(p_message_ids => %s::uuid[], p_worker_id => %s) as platformdb_acked
+      from mode
+)
+select a.platformdb_acked, c.*
+  from acked a
+  left join lateral public.claim_messages(
+      p_queue_name => %s, p_limit => %s, p_lease_seconds => %s, p_worker_id => %s) c on true
 """
 ACK_MESSAGE = "select public.ack_message(p_message_id => %s, p_worker_id => %s)"
 ACK_MESSAGES = "select public.ack_messages(p_message_ids => %s::uuid[], p_worker_id => %s)"
@@ -168,6 +185,33 @@ def claim_messages(
     with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(CLAIM_MESSAGES, (queue_name, limit, lease_seconds, worker_id)).fetchall()
     return [Message.from_row(r) for r in rows]
+
+
+def ack_and_claim_messages(
+    conn: psycopg.Connection[Any],
+    ack_ids: Sequence[UUID],
+    queue_name: str,
+    limit: int = 10,
+    lease_seconds: int = 30,
+    worker_id: str | None = None,
+    synchronous: bool = True,
+) -> tuple[int, list[Message]]:
+    """`ack_messages(ack_ids)` then `claim_messages(...)` in one statement (one round trip,
+    one commit): returns how many were completed and the newly claimed messages.
+
+    `synchronous=False` commits it without waiting for the WAL flush (it is visible at once;
+    only a database crash within the next few hundred ms can forget it, and then those
+    messages are delivered again, as after a worker crash). Use it only when the statement
+    runs in its own transaction (autocommit), as the worker does: inside a caller's
+    transaction it would apply to that whole transaction.
+    """
+    mode = "on" if synchronous else "off"
+    with wrap_errors(), conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            ACK_AND_CLAIM_MESSAGES, (mode, list(ack_ids), worker_id, queue_name, limit, lease_seconds, worker_id)
+        ).fetchall()
+    acked = int(rows[0]["platformdb_acked"]) if rows else 0
+    return acked, [Message.from_row(r) for r in rows if r["id"] is not None]
 
 
 def ack_message(conn: psycopg.Connection[Any], message_id: UUID, worker_id: str | None = None) -> bool:
