@@ -126,7 +126,10 @@ MIGRATIONS = [
 
 
 def _creates_names(m: migrate.Migration) -> bool:
-    return any(o.schema == "public" and o.kind in ("table", "function") for o in guard.created_objects(m.text()))
+    return any(
+        o.schema == "public" and o.kind in ("table", "function") and not o.replaces
+        for o in guard.created_objects(m.text())
+    )
 
 
 CREATING = [m for m in MIGRATIONS if _creates_names(m)]
