@@ -86,11 +86,24 @@ limit 1
 """
 
 
-def check_names_free(conn: psycopg.Connection, pending: list[Migration]) -> None:
-    """Raise NameTakenError naming the first object of `pending` whose name is taken."""
+def check_names_free(
+    conn: psycopg.Connection, pending: list[Migration], every: list[Migration] | None = None
+) -> None:
+    """Raise NameTakenError naming the first object of `pending` whose name is taken.
+
+    A function an earlier migration of ours created (`every`: all migrations, applied or
+    not) may be recreated by a later one with more parameters: its name is ours, not taken.
+    """
     for m in pending:
+        ours_before = {
+            obj
+            for e in (every or pending)
+            if e.version < m.version
+            for obj in created_objects(e.text())
+            if obj.kind == "function"
+        }
         for obj in created_objects(m.text()):
-            if obj.schema not in ("public",):
+            if obj.schema not in ("public",) or obj in ours_before:
                 continue
             row = conn.execute(TAKEN_SQL, {"schema": obj.schema, "name": obj.name}).fetchone()
             if row:
