@@ -51,11 +51,21 @@ def test_migrating_leaves_the_existing_application_untouched(
     assert existing_app.works(app_url) == behaviour
 
 
+def _new_names(m: migrate.Migration, earlier: list[migrate.Migration]) -> list[guard.CreatedObject]:
+    """The tables and functions `m` creates under names of its own (not a function an earlier
+    file created and `m` recreates with more parameters)."""
+    before = {o for e in earlier for o in guard.created_objects(e.text()) if o.kind == "function"}
+    return [
+        o
+        for o in guard.created_objects(m.text())
+        if o.schema == "public" and o.kind in ("table", "function") and o not in before
+    ]
+
+
 def _last_created(migrations_dir: Path) -> tuple[migrate.Migration, guard.CreatedObject]:
     """The last table or function the last migration creates (the latest point a guard can stop)."""
-    last = migrate.discover(migrations_dir)[-1]
-    objs = [o for o in guard.created_objects(last.text()) if o.schema == "public" and o.kind in ("table", "function")]
-    return last, objs[-1]
+    *earlier, last = migrate.discover(migrations_dir)
+    return last, _new_names(last, earlier)[-1]
 
 
 def _take(conn: psycopg.Connection[Any], obj: guard.CreatedObject) -> None:
@@ -126,7 +136,7 @@ def test_each_file_guards_itself_when_run_without_the_runner(app_url: str, m: mi
     for e in earlier:
         with psycopg.connect(app_url, autocommit=True) as conn:
             conn.execute(e.text())  # type: ignore[arg-type]
-    taken = [o for o in guard.created_objects(m.text()) if o.schema == "public" and o.kind in ("table", "function")][-1]
+    taken = _new_names(m, earlier)[-1]
     with psycopg.connect(app_url, autocommit=True) as conn:
         _take(conn, taken)
         # functions an earlier file created and this one recreates exist already, rightly

@@ -80,7 +80,8 @@ def stats(
     database_url: DatabaseUrl = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Sessions by status and the outbound queue (depth, age, last 24 h)."""
+    """Sessions by status, the outbound queue (depth, age, last 24 h), the webhook quarantine
+    and what messages cost (last 7 days)."""
     import psycopg
     from rich.table import Table
 
@@ -93,11 +94,13 @@ def stats(
         with psycopg.connect(url_of(database_url)) as conn, db.as_service(conn):
             sessions = wa.session_stats(conn)
             queue = wa.queue_stats(conn)
+            quarantine = wa.quarantine_stats(conn)
+            costs = wa.message_costs(conn, days=7)
     except PlatformDBError as exc:
         fail(str(exc))
         return
     if as_json:
-        print_json({"sessions": sessions, "queue": queue})
+        print_json({"sessions": sessions, "queue": queue, "quarantine": quarantine, "costs": costs})
         return
     t = Table("status", "sessions", "active 1h", "active 24h", "messages", "errors")
     for r in sessions:
@@ -114,6 +117,89 @@ def stats(
     for k, v in queue.items():
         q.add_row(k, str(v))
     console.print(q)
+    qt = Table(show_header=False, title="webhook quarantine")
+    for k, v in quarantine.items():
+        qt.add_row(k, str(v))
+    console.print(qt)
+    c = Table("day", "category", "messages", "billable", "no pricing yet", title="what messages cost")
+    for r in costs:
+        c.add_row(str(r["day"]), r["category"], str(r["messages"]), str(r["billable"]), str(r["pricing_unknown"]))
+    console.print(c)
+
+
+@whatsapp_app.command("quarantine")
+def quarantine_list(
+    database_url: DatabaseUrl = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
+    show_all: Annotated[bool, typer.Option("--all", help="Resolved items too.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (with the items).")] = False,
+) -> None:
+    """Webhook items that could not be stored, newest first, with their reasons."""
+    import psycopg
+    from rich.table import Table
+
+    from platformdb import db
+    from platformdb.cli import console, fail, print_json, url_of
+    from platformdb.errors import PlatformDBError
+    from platformdb.sdk import whatsapp as wa
+
+    try:
+        with psycopg.connect(url_of(database_url)) as conn, db.as_service(conn):
+            rows = wa.list_quarantine(conn, limit, include_resolved=show_all)
+    except PlatformDBError as exc:
+        fail(str(exc))
+        return
+    if as_json:
+        print_json(rows)
+        return
+    t = Table("id", "received", "kind", "path", "seen", "tries", "resolution", "reason")
+    for r in rows:
+        t.add_row(
+            str(r["id"]),
+            str(r["received_at"])[:19],
+            r["item_kind"],
+            r["item_path"],
+            str(r["seen_count"]),
+            str(r["attempts"]),
+            r["resolution"] or "open",
+            r["reason"],
+        )
+    console.print(t)
+
+
+@whatsapp_app.command("requeue-quarantine")
+def requeue_quarantine(
+    database_url: DatabaseUrl = None,
+    ids: Annotated[list[str] | None, typer.Option("--id", help="Only this item (repeatable).")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10000, help="At most this many items.")] = 1000,
+) -> None:
+    """Store the quarantined webhook items again (after a fix): each one stored is resolved,
+    one that still fails stays with its new reason."""
+    import uuid
+
+    import psycopg
+
+    from platformdb import db
+    from platformdb.cli import console, fail, url_of
+    from platformdb.errors import PlatformDBError
+    from platformdb.whatsapp_cloud.store import requeue
+
+    try:
+        wanted = [uuid.UUID(i) for i in ids] if ids else None
+    except ValueError as exc:
+        fail(f"--id must be a quarantined item id (uuid): {exc}")
+        return
+    try:
+        with psycopg.connect(url_of(database_url)) as conn, db.as_service(conn):
+            outcomes = requeue(conn, limit, wanted)
+    except PlatformDBError as exc:
+        fail(str(exc))
+        return
+    total = sum(outcomes.values())
+    parts = ", ".join(f"{outcomes[k]} {k}" for k in ("stored", "duplicate", "discarded", "failed") if outcomes[k])
+    console.print(f"requeued {total}" + (f": {parts}" if parts else ""))
+    if outcomes["failed"]:
+        raise typer.Exit(2)
 
 
 def register(app: typer.Typer) -> None:

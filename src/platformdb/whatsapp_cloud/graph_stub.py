@@ -121,12 +121,18 @@ class _Handler(BaseHTTPRequestHandler):
         if (
             not isinstance(body, dict)
             or body.get("messaging_product") != "whatsapp"
-            or not isinstance(body.get("to"), str)
+            or not (isinstance(body.get("to"), str) or isinstance(body.get("recipient"), str))
             or not isinstance(body.get("type"), str)
             or not isinstance(body.get(body["type"]), dict)
         ):
-            return fail(400, 100, "Invalid parameter", "messaging_product, to, type and the type's object are required")
-        to = body["to"].lstrip("+")
+            return fail(
+                400,
+                100,
+                "Invalid parameter",
+                "messaging_product, to or recipient, type and the type's object are required",
+            )
+        # a business-scoped user id (recipient) is scripted and answered under that id
+        to = body["to"].lstrip("+") if isinstance(body.get("to"), str) else body["recipient"]
         with st.lock:
             queue = st.scripts.get(to)
             scripted = queue.popleft() if queue else Scripted(200)
@@ -141,7 +147,9 @@ class _Handler(BaseHTTPRequestHandler):
             200,
             {
                 "messaging_product": "whatsapp",
-                "contacts": [{"input": body["to"], "wa_id": to}],
+                "contacts": [
+                    {"input": body["to"], "wa_id": to} if "to" in body else {"input": body["recipient"], "user_id": to}
+                ],
                 "messages": [{"id": wa_id}],
             },
         )

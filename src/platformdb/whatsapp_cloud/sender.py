@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -44,7 +45,15 @@ from platformdb.worker import Duty, WorkerConfig
 
 log = logging.getLogger("platformdb.whatsapp.sender")
 
-DEFAULT_GRAPH_URL = "https://graph.facebook.com/v23.0"
+# the Graph API version of the requests (WHATSAPP_GRAPH_VERSION); v26.0 is the current one
+# (released 29 July 2026)
+DEFAULT_GRAPH_VERSION = "v26.0"
+GRAPH_HOST = "https://graph.facebook.com"
+DEFAULT_GRAPH_URL = f"{GRAPH_HOST}/{DEFAULT_GRAPH_VERSION}"
+_GRAPH_VERSION = re.compile(r"^v[0-9]{1,3}\.[0-9]{1,2}$")
+# 131047 "Re-engagement message": more than 24 hours since the user last wrote. Not worth
+# retrying: only a template gets through until the user writes again.
+OUTSIDE_WINDOW_CODE = 131047
 # Graph/Cloud API error codes that mean "later", whatever the HTTP status: API throttling
 # (4, 80007), throughput and pair rate limits (130429, 131056), temporary errors (1, 2,
 # 131000 something went wrong, 131016 service unavailable, 133004 server unavailable).
@@ -109,7 +118,12 @@ class SenderConfig:
             "access_token": token,
             "phone_number_id": number,
         }
-        if env.get("WHATSAPP_GRAPH_URL"):
+        version = env.get("WHATSAPP_GRAPH_VERSION", "")
+        if version:
+            if not _GRAPH_VERSION.match(version):
+                raise ValueError(f"WHATSAPP_GRAPH_VERSION must look like v26.0, got {version!r}")
+            kwargs["graph_url"] = f"{GRAPH_HOST}/{version}"
+        if env.get("WHATSAPP_GRAPH_URL"):  # a full base URL (a proxy, the local stand-in) wins
             kwargs["graph_url"] = env["WHATSAPP_GRAPH_URL"]
         if env.get("WHATSAPP_RATE_PER_SECOND"):
             kwargs["rate_per_second"] = float(env["WHATSAPP_RATE_PER_SECOND"])
@@ -222,6 +236,9 @@ def classify(response: httpx.Response) -> Outcome:
             http_status=status,
         )
     error, detail, code = _graph_error(response)
+    if code == OUTSIDE_WINDOW_CODE:
+        error = f"outside the customer-service window (WhatsApp {OUTSIDE_WINDOW_CODE}): send a template. {error}"[:2000]
+        return Outcome("permanent", error=error, detail=detail, http_status=status)
     if status == 429 or status >= 500 or (code is not None and code in RETRYABLE_CODES):
         return Outcome("retry", error=error, detail=detail, retry_after=_retry_after(response), http_status=status)
     return Outcome("permanent", error=error, detail=detail, http_status=status)
@@ -247,7 +264,13 @@ class WhatsAppSender(Duty):
         """POST one message, retrying what is retryable; never raises."""
         cfg = self.config
         try:
-            body = build_message_request(msg.recipient_phone, msg.message_type, msg.payload, msg.correlation_id)
+            body = build_message_request(
+                msg.recipient_phone,
+                msg.message_type,
+                msg.payload,
+                msg.correlation_id,
+                recipient_user_id=msg.recipient_user_id,
+            )
         except ValueError as exc:
             return Outcome("permanent", error=f"cannot build the request: {exc}")
         headers = {"Authorization": f"Bearer {cfg.access_token}"}
@@ -311,7 +334,13 @@ class WhatsAppSender(Duty):
                     detail=outcome.detail,
                 )
                 self._count("failed" if status == "failed" else "retried")
-                log.warning("message %s to %s: %s (%s)", msg.id, msg.recipient_phone, outcome.error, status)
+                log.warning(
+                    "message %s to %s: %s (%s)",
+                    msg.id,
+                    msg.recipient_phone or msg.recipient_user_id,
+                    outcome.error,
+                    status,
+                )
         except PlatformDBError as exc:
             # e.g. the lease ran out and another sender took the message over
             self._count("record_errors")
@@ -342,7 +371,8 @@ class WhatsAppSender(Duty):
             return 0
         groups: dict[str, list[wa.OutboundMessage]] = {}
         for msg in batch:
-            groups.setdefault(msg.recipient_phone, []).append(msg)
+            # one recipient's messages go out in order, one at a time
+            groups.setdefault(msg.recipient_phone or msg.recipient_user_id or "", []).append(msg)
         pending: set[Future[list[tuple[wa.OutboundMessage, Outcome]]]] = {
             pool.submit(self._deliver_group, http, g, stop) for g in groups.values()
         }
