@@ -51,7 +51,7 @@ def _config(db_url: str, stub: GraphStub, **kw: Any) -> SenderConfig:
 
 def _enqueue(
     conn: psycopg.Connection[Any],
-    phone: str = PHONE,
+    phone: str | None = PHONE,
     mtype: str = "text",
     payload: dict[str, Any] | None = None,
     **kw: Any,
@@ -194,6 +194,34 @@ def test_400_fails_for_good_with_the_graph_error_kept(
     assert sender.stats["failed"] == 1
 
 
+def test_131047_outside_the_window_fails_for_good_with_the_reason(
+    db_url: str, conn: psycopg.Connection[Any], stub: GraphStub
+) -> None:
+    mid = _enqueue(conn)
+    stub.script(PHONE, [Scripted(400, code=131047)])  # re-engagement message
+    sender = WhatsAppSender(_config(db_url, stub))
+    sender.drain()
+    assert len(stub.requests_to(PHONE)) == 1  # never retried
+    row = _row(conn, mid)
+    assert row["status"] == "failed"
+    assert row["last_error"].startswith("outside the customer-service window (WhatsApp 131047): send a template.")
+    assert row["errors"][0]["retryable"] is False
+
+
+def test_a_business_scoped_user_id_is_addressed_as_recipient(
+    db_url: str, conn: psycopg.Connection[Any], stub: GraphStub
+) -> None:
+    mid = _enqueue(conn, None, recipient_user_id="RW.1502576394655843")
+    both = _enqueue(conn, PHONE, recipient_user_id="RW.77", payload={"body": "both"})
+    WhatsAppSender(_config(db_url, stub)).drain()
+    [only_id] = stub.requests_to("RW.1502576394655843")
+    assert only_id.body is not None and "to" not in only_id.body
+    assert only_id.body["recipient"] == "RW.1502576394655843" and only_id.body["text"] == {"body": "Muraho"}
+    [by_phone] = stub.requests_to(PHONE)  # the phone wins when both are known
+    assert by_phone.body is not None and by_phone.body["to"] == PHONE[1:] and "recipient" not in by_phone.body
+    assert _row(conn, mid)["status"] == "sent" and _row(conn, both)["status"] == "sent"
+
+
 def test_a_throttling_code_is_retried_even_with_http_400(
     db_url: str, conn: psycopg.Connection[Any], stub: GraphStub
 ) -> None:
@@ -280,7 +308,13 @@ def test_a_stop_while_waiting_for_the_rate_releases_the_message(
 
 def test_the_factory_needs_both_credentials(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = WorkerConfig(database_url=db_url, worker_id="w")
-    for var in ("WHATSAPP_ACCESS_TOKEN", "WHATSAPP_PHONE_NUMBER_ID", "WHATSAPP_GRAPH_URL", "WHATSAPP_RATE_PER_SECOND"):
+    for var in (
+        "WHATSAPP_ACCESS_TOKEN",
+        "WHATSAPP_PHONE_NUMBER_ID",
+        "WHATSAPP_GRAPH_URL",
+        "WHATSAPP_GRAPH_VERSION",
+        "WHATSAPP_RATE_PER_SECOND",
+    ):
         monkeypatch.delenv(var, raising=False)
     assert make_duty(cfg) is None
     monkeypatch.setenv("WHATSAPP_ACCESS_TOKEN", "t")
@@ -290,8 +324,15 @@ def test_the_factory_needs_both_credentials(db_url: str, monkeypatch: pytest.Mon
     duty = make_duty(cfg)
     assert isinstance(duty, WhatsAppSender)
     assert duty.config.rate_per_second == 12.5 and duty.config.worker_id == "w"
-    assert duty.config.messages_url == "https://graph.facebook.com/v23.0/106540352242922/messages"
+    assert duty.config.messages_url == "https://graph.facebook.com/v26.0/106540352242922/messages"
     assert [d.name for d in build_duties(cfg)].count("whatsapp-sender") == 1
+    monkeypatch.setenv("WHATSAPP_GRAPH_VERSION", "v25.0")
+    duty = make_duty(cfg)
+    assert isinstance(duty, WhatsAppSender)
+    assert duty.config.messages_url == "https://graph.facebook.com/v25.0/106540352242922/messages"
+    monkeypatch.setenv("WHATSAPP_GRAPH_VERSION", "25")
+    with pytest.raises(ValueError, match="WHATSAPP_GRAPH_VERSION must look like v26.0"):
+        make_duty(cfg)
 
 
 def test_a_lease_shorter_than_the_worst_case_is_refused(db_url: str, stub: GraphStub) -> None:

@@ -198,8 +198,13 @@ class GraphStub:
             return list(self.state.requests)
 
     def requests_to(self, recipient: str) -> list[Request]:
+        """Requests to a phone (digits or E.164) or a business-scoped user id."""
         to = recipient.lstrip("+")
-        return [r for r in self.requests if isinstance(r.body, dict) and r.body.get("to") == to]
+        return [
+            r
+            for r in self.requests
+            if isinstance(r.body, dict) and (r.body.get("to") == to or r.body.get("recipient") == recipient)
+        ]
 
     def start(self) -> GraphStub:
         self._thread.start()

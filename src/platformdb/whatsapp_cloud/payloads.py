@@ -42,6 +42,23 @@ MAX_FIELD_CHARS = 16384
 SMALL_FIELD_CHARS = 1024
 MAX_STORED_BYTES = 60 * 1024
 MAX_ADJUSTMENTS = 50
+MAX_DEPTH = 64
+
+
+def _depth(node: Any) -> int:
+    """How deeply `node` nests, up to MAX_DEPTH + 1 (without recursion: a hostile body may
+    nest thousands deep)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        value, d = stack.pop()
+        deepest = max(deepest, d)
+        if d > MAX_DEPTH:
+            return d
+        if isinstance(value, dict):
+            stack.extend((v, d + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, d + 1) for v in value)
+    return deepest
 
 
 class MalformedPayload(ValueError):
@@ -237,6 +254,17 @@ def parse_webhook(body: bytes) -> WebhookBatch:
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise MalformedPayload(f"body is not JSON: {exc}") from exc
     batch = WebhookBatch(notification_id=notification_id(body))
+    if _depth(doc) > MAX_DEPTH:  # no documented shape is this deep: kept as its opening
+        opening = _safe_text(body[:4096].decode("utf-8", errors="replace"))[0]
+        batch.quarantined.append(
+            QuarantinedItem(
+                "body",
+                "notification",
+                {"bytes": len(body), "opening": opening},
+                f"nested more than {MAX_DEPTH} levels deep",
+            )
+        )
+        return batch
 
     def quarantine(path: str, kind: str, item: Any, reason: str, context: dict[str, Any] | None = None) -> None:
         safe, _ = storable(item, path)
