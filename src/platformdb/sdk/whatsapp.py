@@ -53,9 +53,9 @@ select id, phone_number, business_user_id, user_id, status, status_reason, conve
  limit 1
 """
 MY_SESSIONS = """
-select id, phone_number, user_id, status, status_reason, conversation_state, context,
-       profile_name, message_count, error_count, last_activity_at, expires_at, created_at,
-       updated_at
+select id, phone_number, business_user_id, user_id, status, status_reason, conversation_state,
+       context, profile_name, message_count, error_count, last_activity_at, last_inbound_at,
+       service_window_ends_at, expires_at, created_at, updated_at
   from public.whatsapp_sessions order by last_activity_at desc
 """
 ENQUEUE_MESSAGE = """
