@@ -5,6 +5,8 @@
 -- squawk-ignore-file adding-not-nullable-field
 BEGIN;
 
+drop function public.monitoring_whatsapp_costs(interval, interval);
+drop function public.monitoring_whatsapp_quarantine(integer);
 drop view public.whatsapp_message_costs;
 drop view public.whatsapp_quarantine_stats;
 drop function public.record_whatsapp_inbound_message(text, text, text, jsonb, timestamptz, text, text, text, integer, jsonb);

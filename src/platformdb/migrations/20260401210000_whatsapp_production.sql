@@ -29,7 +29,8 @@ select public.platformdb_assert_names_free(array[
     'whatsapp_inbound_messages_from_user_idx', 'whatsapp_message_queue_recipient_user_idx',
     'whatsapp_message_queue_sent_day_idx',
     'whatsapp_quarantine_stats', 'whatsapp_message_costs',
-    'quarantine_whatsapp_item', 'settle_whatsapp_quarantine'
+    'quarantine_whatsapp_item', 'settle_whatsapp_quarantine',
+    'monitoring_whatsapp_quarantine', 'monitoring_whatsapp_costs'
 ]);
 
 -- ---------------------------------------------------------------------------------------
@@ -958,6 +959,48 @@ begin
 end
 $$;
 
+-- dashboard and /metrics (the monitoring_* family of 20260401170000): read-only definers
+create function public.monitoring_whatsapp_quarantine(p_limit integer default 20)
+returns table (
+    id uuid, received_at timestamptz, item_kind text, item_path text, reason text,
+    seen_count integer, attempts integer, open_total bigint
+)
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+    -- the argument first: a filter on the rows would not run on an empty table
+    select public.monitoring_checked_limit(p_limit);
+    select q.id, q.received_at, q.item_kind, q.item_path, q.reason, q.seen_count, q.attempts,
+           count(*) over ()
+      from public.whatsapp_quarantine q
+     where q.resolved_at is null
+     order by q.received_at desc, q.id
+     limit p_limit
+$$;
+
+create function public.monitoring_whatsapp_costs(
+    p_window interval default interval '7 days',
+    p_bucket interval default interval '1 day'
+)
+returns table (bucket timestamptz, category text, messages bigint, billable bigint)
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+    select public.monitoring_checked_window(p_window, p_bucket);
+    select pg_catalog.date_bin(p_bucket, q.sent_at, timestamptz '2000-01-03 00:00:00+00'),
+           coalesce(q.pricing_category, 'unknown'),
+           count(*),
+           count(*) filter (where q.pricing_billable)
+      from public.whatsapp_message_queue q
+     where q.sent_at is not null and q.sent_at >= pg_catalog.now() - p_window
+     group by 1, 2
+     order by 1, 2
+$$;
+
 -- ---------------------------------------------------------------------------------------
 -- views
 -- ---------------------------------------------------------------------------------------
@@ -1019,7 +1062,9 @@ revoke all on function
     public.claim_whatsapp_messages(integer, integer, text),
     public.apply_whatsapp_status(text, text, timestamptz, jsonb, jsonb, jsonb),
     public.record_whatsapp_inbound_message(text, text, text, jsonb, timestamptz, text, text, text, integer, jsonb),
-    public.mark_whatsapp_message_sent(uuid, text)
+    public.mark_whatsapp_message_sent(uuid, text),
+    public.monitoring_whatsapp_quarantine(integer),
+    public.monitoring_whatsapp_costs(interval, interval)
     from public, anon, authenticated, service_role;
 grant execute on function
     public.quarantine_whatsapp_item(text, text, text, jsonb, text, jsonb),
@@ -1029,7 +1074,9 @@ grant execute on function
     public.claim_whatsapp_messages(integer, integer, text),
     public.apply_whatsapp_status(text, text, timestamptz, jsonb, jsonb, jsonb),
     public.record_whatsapp_inbound_message(text, text, text, jsonb, timestamptz, text, text, text, integer, jsonb),
-    public.mark_whatsapp_message_sent(uuid, text)
+    public.mark_whatsapp_message_sent(uuid, text),
+    public.monitoring_whatsapp_quarantine(integer),
+    public.monitoring_whatsapp_costs(interval, interval)
     to service_role;
 
 -- ---------------------------------------------------------------------------------------
@@ -1085,6 +1132,11 @@ comment on function public.mark_whatsapp_message_sent(uuid, text) is
     'Records that WhatsApp accepted a claimed message under p_whatsapp_message_id, then applies statuses (with their pricing) that arrived earlier. A replay with the same id returns false; PD005 when another sender already recorded a different id; PD002 when failed or cancelled. Service only.';
 comment on function public.record_whatsapp_inbound_message(text, text, text, jsonb, timestamptz, text, text, text, integer, jsonb) is
     'Records a message a user sent (webhook) from p_from_phone and/or p_from_user_id, idempotent on the wa message id: a new message updates the sender''s session (activity, count, context.last_inbound, profile name, last_inbound_at and the customer-service window) and NOTIFYs platformdb_whatsapp_inbound; a replay changes nothing (is_new false). p_original_bytes and p_adjustments say what was changed to store it. Service only.';
+
+comment on function public.monitoring_whatsapp_quarantine(integer) is
+    'Dashboard and /metrics: the newest open items of the webhook quarantine (kind, path, reason, sightings, retries), at most p_limit, each with the number of open items in all (open_total). Read-only.';
+comment on function public.monitoring_whatsapp_costs(interval, interval) is
+    'Dashboard and /metrics: outbound messages sent within p_window per p_bucket and pricing category (unknown until a status with pricing arrives), with how many are billable. Read-only.';
 
 comment on view public.whatsapp_quarantine_stats is
     'The webhook quarantine in one row: open items (messages, statuses, other), quarantined and resolved in the last 24 h, the oldest open item and the latest open reason. Service only.';
