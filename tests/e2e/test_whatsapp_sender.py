@@ -359,3 +359,61 @@ def test_the_worker_runs_the_sender_and_stops_cleanly(
     assert clean and not worker.errors
     assert {_row(conn, i)["status"] for i in ids} == {"sent"}
     assert len(stub.requests) == 3
+
+
+# ---- replies, reactions, read receipts ------------------------------------------------
+
+
+def test_a_reply_carries_the_context_and_a_reaction_is_posted_as_one(
+    db_url: str, conn: psycopg.Connection[Any], stub: GraphStub
+) -> None:
+    reply = _enqueue(conn, payload={"body": "Yes, 2,500 RWF"}, reply_to="wamid.question")
+    with db.as_service(conn):
+        reaction = wa.send_reaction(conn, PHONE, "wamid.question", "👍")
+        removal = wa.send_reaction(conn, PHONE, "wamid.question", "")
+    WhatsAppSender(_config(db_url, stub)).drain()
+    bodies = [r.body for r in stub.requests_to(PHONE)]
+    assert bodies[0] == {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": PHONE[1:],
+        "type": "text",
+        "text": {"body": "Yes, 2,500 RWF"},
+        "context": {"message_id": "wamid.question"},
+    }
+    assert bodies[1] is not None and bodies[1]["type"] == "reaction" and "context" not in bodies[1]
+    assert bodies[1]["reaction"] == {"message_id": "wamid.question", "emoji": "👍"}
+    assert bodies[2] is not None and bodies[2]["reaction"] == {"message_id": "wamid.question", "emoji": ""}
+    assert {_row(conn, m)["status"] for m in (reply, reaction, removal)} == {"sent"}
+
+
+def test_a_reaction_needs_the_message_it_reacts_to(conn: psycopg.Connection[Any]) -> None:
+    from tests.helpers import raises_sqlstate
+
+    with raises_sqlstate("22023", "message_id must be the wa message id"), db.as_service(conn):
+        wa.enqueue_message(conn, PHONE, "reaction", {"emoji": "👍"})
+    with raises_sqlstate("22023", "emoji must be one emoji"), db.as_service(conn):
+        wa.enqueue_message(conn, PHONE, "reaction", {"message_id": "wamid.x", "emoji": "x" * 17})
+    with raises_sqlstate("22023", "p_reply_to_message_id"), db.as_service(conn):
+        wa.send_text(conn, PHONE, "hi", reply_to="")
+    assert count(conn, "whatsapp_message_queue") == 0
+
+
+def test_mark_as_read_with_the_typing_indicator(db_url: str, stub: GraphStub) -> None:
+    from platformdb.whatsapp_cloud.sender import mark_read
+
+    cfg = _config(db_url, stub)
+    mark_read(cfg, "wamid.in-1", typing_indicator=True)
+    mark_read(cfg, "wamid.in-2")
+    assert stub.read_receipts == [("wamid.in-1", True), ("wamid.in-2", False)]
+    [first, _] = [r for r in stub.requests if isinstance(r.body, dict) and r.body.get("status") == "read"]
+    assert first.body == {
+        "messaging_product": "whatsapp",
+        "status": "read",
+        "message_id": "wamid.in-1",
+        "typing_indicator": {"type": "text"},
+    }
+    bad = SenderConfig(**{**cfg.__dict__, "access_token": "wrong"})
+    with pytest.raises(RuntimeError, match="HTTP 401 code 190"):
+        mark_read(bad, "wamid.in-3")
+    assert len(stub.read_receipts) == 2

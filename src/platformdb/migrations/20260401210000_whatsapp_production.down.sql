@@ -3,6 +3,7 @@
 -- phone was required): their sessions, inbound and outbound messages are deleted first.
 -- The restored NOT NULLs scan small tables inside the file's one transaction.
 -- squawk-ignore-file adding-not-nullable-field
+-- squawk-ignore-file constraint-missing-not-valid
 BEGIN;
 
 drop function public.monitoring_whatsapp_costs(interval, interval);
@@ -13,14 +14,15 @@ drop function public.record_whatsapp_inbound_message(text, text, text, jsonb, ti
 drop function public.apply_whatsapp_status(text, text, timestamptz, jsonb, jsonb, jsonb);
 -- platformdb-lint: allow additive-only (the up file dropped 20260401110000's and created this one, with recipient_user_id in its result)
 drop function public.claim_whatsapp_messages(integer, integer, text);
-drop function public.enqueue_whatsapp_message(text, text, jsonb, integer, text, timestamptz, integer, text, text);
+drop function public.enqueue_whatsapp_message(text, text, jsonb, integer, text, timestamptz, integer, text, text, text);
 drop function public.update_whatsapp_session_activity(text, boolean, text, jsonb, text, interval, text);
 drop function public.settle_whatsapp_quarantine(uuid, text, text);
 drop function public.quarantine_whatsapp_item(text, text, text, jsonb, text, jsonb);
 drop table public.whatsapp_quarantine;
 
 delete from public.whatsapp_inbound_messages m where m.from_phone is null;
-delete from public.whatsapp_message_queue q where q.recipient_phone is null;
+delete from public.whatsapp_message_queue q
+ where q.recipient_phone is null or q.message_type = 'reaction';
 delete from public.whatsapp_sessions s where s.phone_number is null;
 
 drop index public.whatsapp_message_queue_sent_day_idx;
@@ -32,8 +34,15 @@ alter table public.whatsapp_status_backlog
     drop constraint whatsapp_status_backlog_pricing_size,
     drop column conversation,
     drop column pricing;
+-- platformdb-lint: allow additive-only (the up file replaced 20260401110000's CHECK with one allowing reactions: this puts it back)
+alter table public.whatsapp_message_queue
+    drop constraint whatsapp_message_queue_type_valid;
+alter table public.whatsapp_message_queue
+    add constraint whatsapp_message_queue_type_valid
+        check (message_type in ('text', 'template', 'media', 'interactive', 'location'));
 alter table public.whatsapp_message_queue
     drop constraint whatsapp_message_queue_pricing_lengths,
+    drop constraint whatsapp_message_queue_reply_to_length,
     drop constraint whatsapp_message_queue_recipient_user_id_format,
     drop constraint whatsapp_message_queue_recipient_known,
     drop column conversation_expires_at,
@@ -43,6 +52,7 @@ alter table public.whatsapp_message_queue
     drop column pricing_model,
     drop column pricing_category,
     drop column pricing_billable,
+    drop column reply_to_message_id,
     drop column recipient_user_id,
     alter column recipient_phone set not null;
 alter table public.whatsapp_inbound_messages
@@ -64,6 +74,115 @@ alter table public.whatsapp_sessions
     alter column phone_number set not null;
 
 -- the functions as 20260401110000 created them
+create or replace function public.whatsapp_validate_payload(p_message_type text, p_payload jsonb)
+returns void
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+    v_kind text;
+    v_lat numeric;
+    v_lng numeric;
+begin
+    if p_message_type is null then
+        raise exception 'p_message_type must not be null' using errcode = '22004';
+    end if;
+    if p_message_type not in ('text', 'template', 'media', 'interactive', 'location') then
+        raise exception 'p_message_type: unknown message type %', p_message_type
+            using errcode = '22023', hint = 'one of text, template, media, interactive, location';
+    end if;
+    if p_payload is null then
+        raise exception 'p_message_payload must not be null' using errcode = '22004';
+    end if;
+    if jsonb_typeof(p_payload) <> 'object' then
+        raise exception 'p_message_payload must be a JSON object' using errcode = '22023';
+    end if;
+    if pg_column_size(p_payload) > 65536 then
+        raise exception 'p_message_payload is too large: % bytes, at most 65536',
+            pg_column_size(p_payload) using errcode = '22023';
+    end if;
+
+    if p_message_type = 'text' then
+        if jsonb_typeof(p_payload -> 'body') is distinct from 'string'
+           or char_length(p_payload ->> 'body') not between 1 and 4096 then
+            raise exception 'p_message_payload.body must be a string of 1 to 4096 characters for a text message'
+                using errcode = '22023', hint = 'e.g. {"body": "Muraho!", "preview_url": false}';
+        end if;
+        if p_payload ? 'preview_url' and jsonb_typeof(p_payload -> 'preview_url') <> 'boolean' then
+            raise exception 'p_message_payload.preview_url must be a boolean' using errcode = '22023';
+        end if;
+    elsif p_message_type = 'template' then
+        if jsonb_typeof(p_payload -> 'name') is distinct from 'string'
+           or char_length(p_payload ->> 'name') not between 1 and 512 then
+            raise exception 'p_message_payload.name must be the template name for a template message'
+                using errcode = '22023',
+                      hint = 'e.g. {"name": "ride_confirmed", "language": {"code": "en_US"}}';
+        end if;
+        if jsonb_typeof(p_payload -> 'language') is distinct from 'object'
+           or jsonb_typeof(p_payload -> 'language' -> 'code') is distinct from 'string' then
+            raise exception 'p_message_payload.language must be an object with a code, e.g. {"code": "en_US"}'
+                using errcode = '22023';
+        end if;
+        if p_payload ? 'components' and jsonb_typeof(p_payload -> 'components') <> 'array' then
+            raise exception 'p_message_payload.components must be an array' using errcode = '22023';
+        end if;
+    elsif p_message_type = 'media' then
+        v_kind := p_payload ->> 'media_type';
+        if v_kind is null or v_kind not in ('image', 'audio', 'video', 'document', 'sticker') then
+            raise exception 'p_message_payload.media_type must be one of image, audio, video, document, sticker'
+                using errcode = '22023',
+                      hint = 'e.g. {"media_type": "image", "link": "https://…/receipt.png"}';
+        end if;
+        if (p_payload ? 'id') = (p_payload ? 'link') then
+            raise exception 'p_message_payload must have exactly one of id (uploaded media) or link'
+                using errcode = '22023';
+        end if;
+        if p_payload ? 'link' and (jsonb_typeof(p_payload -> 'link') <> 'string'
+                                   or (p_payload ->> 'link') !~ '^https?://') then
+            raise exception 'p_message_payload.link must be an http(s) URL' using errcode = '22023';
+        end if;
+        if p_payload ? 'id' and jsonb_typeof(p_payload -> 'id') <> 'string' then
+            raise exception 'p_message_payload.id must be a string' using errcode = '22023';
+        end if;
+        if p_payload ? 'caption' and (jsonb_typeof(p_payload -> 'caption') <> 'string'
+                                      or char_length(p_payload ->> 'caption') > 1024) then
+            raise exception 'p_message_payload.caption must be a string of at most 1024 characters'
+                using errcode = '22023';
+        end if;
+    elsif p_message_type = 'interactive' then
+        if (p_payload ->> 'type') is null or (p_payload ->> 'type') not in
+            ('button', 'list', 'cta_url', 'product', 'product_list', 'catalog_message', 'flow',
+             'location_request_message', 'address_message') then
+            raise exception 'p_message_payload.type: unknown interactive type %',
+                coalesce(p_payload ->> 'type', 'null')
+                using errcode = '22023',
+                      hint = 'button, list, cta_url, product, product_list, catalog_message, flow, location_request_message or address_message';
+        end if;
+        if jsonb_typeof(p_payload -> 'action') is distinct from 'object' then
+            raise exception 'p_message_payload.action must be an object for an interactive message'
+                using errcode = '22023';
+        end if;
+    else -- location
+        if jsonb_typeof(p_payload -> 'latitude') is distinct from 'number'
+           or jsonb_typeof(p_payload -> 'longitude') is distinct from 'number' then
+            raise exception 'p_message_payload.latitude and .longitude must be numbers for a location message'
+                using errcode = '22023', hint = 'e.g. {"latitude": -1.9441, "longitude": 30.0619}';
+        end if;
+        v_lat := (p_payload ->> 'latitude')::numeric;
+        v_lng := (p_payload ->> 'longitude')::numeric;
+        if v_lat not between -90 and 90 then
+            raise exception 'p_message_payload.latitude must be between -90 and 90, got %', v_lat
+                using errcode = '22003';
+        end if;
+        if v_lng not between -180 and 180 then
+            raise exception 'p_message_payload.longitude must be between -180 and 180, got %', v_lng
+                using errcode = '22003';
+        end if;
+    end if;
+end
+$$;
+
 create function public.update_whatsapp_session_activity(
     p_phone_number text,
     p_increment_message_count boolean default true,
@@ -553,7 +672,8 @@ revoke all on function
     public.claim_whatsapp_messages(integer, integer, text),
     public.apply_whatsapp_status(text, text, timestamptz, jsonb),
     public.record_whatsapp_inbound_message(text, text, text, jsonb, timestamptz, text, text),
-    public.mark_whatsapp_message_sent(uuid, text)
+    public.mark_whatsapp_message_sent(uuid, text),
+    public.whatsapp_validate_payload(text, jsonb)
     from public, anon, authenticated, service_role;
 grant execute on function
     public.update_whatsapp_session_activity(text, boolean, text, jsonb, text, interval),
@@ -561,7 +681,8 @@ grant execute on function
     public.claim_whatsapp_messages(integer, integer, text),
     public.apply_whatsapp_status(text, text, timestamptz, jsonb),
     public.record_whatsapp_inbound_message(text, text, text, jsonb, timestamptz, text, text),
-    public.mark_whatsapp_message_sent(uuid, text)
+    public.mark_whatsapp_message_sent(uuid, text),
+    public.whatsapp_validate_payload(text, jsonb)
     to service_role;
 
 comment on function public.update_whatsapp_session_activity(text, boolean, text, jsonb, text, interval) is
@@ -576,5 +697,8 @@ comment on function public.mark_whatsapp_message_sent(uuid, text) is
     'Records that WhatsApp accepted a claimed message under p_whatsapp_message_id, then applies statuses that arrived earlier. A replay with the same id returns false; PD005 when another sender already recorded a different id; PD002 when failed or cancelled. Service only.';
 comment on function public.record_whatsapp_inbound_message(text, text, text, jsonb, timestamptz, text, text) is
     'Records a message a user sent (webhook), idempotent on the wa message id: a new message updates the sender''s session (activity, count, context.last_inbound, profile name) and NOTIFYs platformdb_whatsapp_inbound; a replay changes nothing (is_new false). Service only.';
+
+comment on function public.whatsapp_validate_payload(text, jsonb) is
+    'Checks an outbound message type and payload (the Cloud API object for the type); raises 22023/22004/22003 naming p_message_type or the offending p_message_payload field. Service only.';
 
 COMMIT;

@@ -108,6 +108,7 @@ alter table public.whatsapp_inbound_messages
 -- outbound: the recipient by phone and/or user id; what WhatsApp says the message costs
 alter table public.whatsapp_message_queue
     add column recipient_user_id text,
+    add column reply_to_message_id text,
     add column pricing_billable boolean,
     add column pricing_category text,
     add column pricing_model text,
@@ -123,10 +124,19 @@ alter table public.whatsapp_message_queue
     add constraint whatsapp_message_queue_recipient_user_id_format
         check (recipient_user_id is null
                or recipient_user_id ~ '^[A-Z]{2}\.(ENT\.)?[A-Za-z0-9]{1,128}$'),
+    add constraint whatsapp_message_queue_reply_to_length
+        check (reply_to_message_id is null or char_length(reply_to_message_id) between 1 and 256),
     add constraint whatsapp_message_queue_pricing_lengths
         check (char_length(pricing_category) <= 64 and char_length(pricing_model) <= 64
                and char_length(pricing_type) <= 64 and char_length(conversation_id) <= 256
                and char_length(conversation_origin) <= 64);
+
+-- reactions are messages too (the CHECK is replaced by a wider one right below)
+-- squawk-ignore ban-drop-constraint
+alter table public.whatsapp_message_queue drop constraint whatsapp_message_queue_type_valid;
+alter table public.whatsapp_message_queue
+    add constraint whatsapp_message_queue_type_valid
+        check (message_type in ('text', 'template', 'media', 'interactive', 'location', 'reaction'));
 
 -- statuses that outran the sender keep their pricing and conversation too
 alter table public.whatsapp_status_backlog
@@ -260,6 +270,128 @@ begin
         raise exception 'p_id: no quarantined WhatsApp item %', p_id using errcode = 'PD004';
     end if;
     return false; -- already resolved
+end
+$$;
+
+-- same parameters: reactions ({"message_id", "emoji"}) are a message type too
+create or replace function public.whatsapp_validate_payload(p_message_type text, p_payload jsonb)
+returns void
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+    v_kind text;
+    v_lat numeric;
+    v_lng numeric;
+begin
+    if p_message_type is null then
+        raise exception 'p_message_type must not be null' using errcode = '22004';
+    end if;
+    if p_message_type not in ('text', 'template', 'media', 'interactive', 'location', 'reaction') then
+        raise exception 'p_message_type: unknown message type %', p_message_type
+            using errcode = '22023', hint = 'one of text, template, media, interactive, location, reaction';
+    end if;
+    if p_payload is null then
+        raise exception 'p_message_payload must not be null' using errcode = '22004';
+    end if;
+    if jsonb_typeof(p_payload) <> 'object' then
+        raise exception 'p_message_payload must be a JSON object' using errcode = '22023';
+    end if;
+    if pg_column_size(p_payload) > 65536 then
+        raise exception 'p_message_payload is too large: % bytes, at most 65536',
+            pg_column_size(p_payload) using errcode = '22023';
+    end if;
+
+    if p_message_type = 'text' then
+        if jsonb_typeof(p_payload -> 'body') is distinct from 'string'
+           or char_length(p_payload ->> 'body') not between 1 and 4096 then
+            raise exception 'p_message_payload.body must be a string of 1 to 4096 characters for a text message'
+                using errcode = '22023', hint = 'e.g. {"body": "Muraho!", "preview_url": false}';
+        end if;
+        if p_payload ? 'preview_url' and jsonb_typeof(p_payload -> 'preview_url') <> 'boolean' then
+            raise exception 'p_message_payload.preview_url must be a boolean' using errcode = '22023';
+        end if;
+    elsif p_message_type = 'template' then
+        if jsonb_typeof(p_payload -> 'name') is distinct from 'string'
+           or char_length(p_payload ->> 'name') not between 1 and 512 then
+            raise exception 'p_message_payload.name must be the template name for a template message'
+                using errcode = '22023',
+                      hint = 'e.g. {"name": "ride_confirmed", "language": {"code": "en_US"}}';
+        end if;
+        if jsonb_typeof(p_payload -> 'language') is distinct from 'object'
+           or jsonb_typeof(p_payload -> 'language' -> 'code') is distinct from 'string' then
+            raise exception 'p_message_payload.language must be an object with a code, e.g. {"code": "en_US"}'
+                using errcode = '22023';
+        end if;
+        if p_payload ? 'components' and jsonb_typeof(p_payload -> 'components') <> 'array' then
+            raise exception 'p_message_payload.components must be an array' using errcode = '22023';
+        end if;
+    elsif p_message_type = 'media' then
+        v_kind := p_payload ->> 'media_type';
+        if v_kind is null or v_kind not in ('image', 'audio', 'video', 'document', 'sticker') then
+            raise exception 'p_message_payload.media_type must be one of image, audio, video, document, sticker'
+                using errcode = '22023',
+                      hint = 'e.g. {"media_type": "image", "link": "https://…/receipt.png"}';
+        end if;
+        if (p_payload ? 'id') = (p_payload ? 'link') then
+            raise exception 'p_message_payload must have exactly one of id (uploaded media) or link'
+                using errcode = '22023';
+        end if;
+        if p_payload ? 'link' and (jsonb_typeof(p_payload -> 'link') <> 'string'
+                                   or (p_payload ->> 'link') !~ '^https?://') then
+            raise exception 'p_message_payload.link must be an http(s) URL' using errcode = '22023';
+        end if;
+        if p_payload ? 'id' and jsonb_typeof(p_payload -> 'id') <> 'string' then
+            raise exception 'p_message_payload.id must be a string' using errcode = '22023';
+        end if;
+        if p_payload ? 'caption' and (jsonb_typeof(p_payload -> 'caption') <> 'string'
+                                      or char_length(p_payload ->> 'caption') > 1024) then
+            raise exception 'p_message_payload.caption must be a string of at most 1024 characters'
+                using errcode = '22023';
+        end if;
+    elsif p_message_type = 'interactive' then
+        if (p_payload ->> 'type') is null or (p_payload ->> 'type') not in
+            ('button', 'list', 'cta_url', 'product', 'product_list', 'catalog_message', 'flow',
+             'location_request_message', 'address_message') then
+            raise exception 'p_message_payload.type: unknown interactive type %',
+                coalesce(p_payload ->> 'type', 'null')
+                using errcode = '22023',
+                      hint = 'button, list, cta_url, product, product_list, catalog_message, flow, location_request_message or address_message';
+        end if;
+        if jsonb_typeof(p_payload -> 'action') is distinct from 'object' then
+            raise exception 'p_message_payload.action must be an object for an interactive message'
+                using errcode = '22023';
+        end if;
+    elsif p_message_type = 'reaction' then
+        if jsonb_typeof(p_payload -> 'message_id') is distinct from 'string'
+           or char_length(p_payload ->> 'message_id') not between 1 and 256 then
+            raise exception 'p_message_payload.message_id must be the wa message id reacted to'
+                using errcode = '22023', hint = 'e.g. {"message_id": "wamid.HBgL…", "emoji": "👍"}';
+        end if;
+        -- an empty emoji takes the reaction back
+        if jsonb_typeof(p_payload -> 'emoji') is distinct from 'string'
+           or char_length(p_payload ->> 'emoji') > 16 then
+            raise exception 'p_message_payload.emoji must be one emoji, or empty to remove the reaction'
+                using errcode = '22023';
+        end if;
+    else -- location
+        if jsonb_typeof(p_payload -> 'latitude') is distinct from 'number'
+           or jsonb_typeof(p_payload -> 'longitude') is distinct from 'number' then
+            raise exception 'p_message_payload.latitude and .longitude must be numbers for a location message'
+                using errcode = '22023', hint = 'e.g. {"latitude": -1.9441, "longitude": 30.0619}';
+        end if;
+        v_lat := (p_payload ->> 'latitude')::numeric;
+        v_lng := (p_payload ->> 'longitude')::numeric;
+        if v_lat not between -90 and 90 then
+            raise exception 'p_message_payload.latitude must be between -90 and 90, got %', v_lat
+                using errcode = '22003';
+        end if;
+        if v_lng not between -180 and 180 then
+            raise exception 'p_message_payload.longitude must be between -180 and 180, got %', v_lng
+                using errcode = '22003';
+        end if;
+    end if;
 end
 $$;
 
@@ -430,7 +562,8 @@ create function public.enqueue_whatsapp_message(
     p_scheduled_at timestamptz default now(),
     p_max_retries integer default 5,
     p_idempotency_key text default null,
-    p_recipient_user_id text default null
+    p_recipient_user_id text default null,
+    p_reply_to_message_id text default null
 )
 returns uuid
 language plpgsql
@@ -456,6 +589,10 @@ begin
             using errcode = '22023', hint = 'a country code, a dot and up to 128 letters or digits, e.g. US.13491208655302741918';
     end if;
     perform public.whatsapp_validate_payload(p_message_type, p_message_payload);
+    if p_reply_to_message_id is not null and char_length(p_reply_to_message_id) not between 1 and 256 then
+        raise exception 'p_reply_to_message_id must be the wa message id (1 to 256 characters) of the message replied to'
+            using errcode = '22023';
+    end if;
     if p_priority is null then
         raise exception 'p_priority must not be null' using errcode = '22004';
     end if;
@@ -475,12 +612,14 @@ begin
 
     -- a replay of a queued message returns it, even once the window has closed since
     if p_idempotency_key is not null then
-        select q.id, q.recipient_phone, q.recipient_user_id, q.message_type, q.payload
+        select q.id, q.recipient_phone, q.recipient_user_id, q.message_type, q.payload,
+               q.reply_to_message_id
           into v_existing
           from public.whatsapp_message_queue q where q.idempotency_key = p_idempotency_key;
         if found then
             if v_existing.recipient_phone is distinct from p_recipient_phone
                or v_existing.recipient_user_id is distinct from p_recipient_user_id
+               or v_existing.reply_to_message_id is distinct from p_reply_to_message_id
                or v_existing.message_type <> p_message_type
                or v_existing.payload <> p_message_payload then
                 raise exception 'p_idempotency_key % was already used for a different message',
@@ -514,20 +653,22 @@ begin
 
     insert into public.whatsapp_message_queue
         (session_id, recipient_phone, recipient_user_id, message_type, payload, priority,
-         correlation_id, scheduled_at, max_retries, idempotency_key)
+         correlation_id, scheduled_at, max_retries, idempotency_key, reply_to_message_id)
     values (v_session.id, p_recipient_phone, p_recipient_user_id, p_message_type,
             p_message_payload, p_priority, p_correlation_id, coalesce(p_scheduled_at, now()),
-            p_max_retries, p_idempotency_key)
+            p_max_retries, p_idempotency_key, p_reply_to_message_id)
     on conflict (idempotency_key) where idempotency_key is not null do nothing
     returning id into v_id;
 
     if v_id is null then
         -- a concurrent enqueue with the same key won
-        select q.id, q.recipient_phone, q.recipient_user_id, q.message_type, q.payload
+        select q.id, q.recipient_phone, q.recipient_user_id, q.message_type, q.payload,
+               q.reply_to_message_id
           into v_existing
           from public.whatsapp_message_queue q where q.idempotency_key = p_idempotency_key;
         if v_existing.recipient_phone is distinct from p_recipient_phone
            or v_existing.recipient_user_id is distinct from p_recipient_user_id
+           or v_existing.reply_to_message_id is distinct from p_reply_to_message_id
            or v_existing.message_type <> p_message_type
            or v_existing.payload <> p_message_payload then
             raise exception 'p_idempotency_key % was already used for a different message',
@@ -563,7 +704,8 @@ returns table (
     correlation_id text,
     scheduled_at timestamptz,
     locked_until timestamptz,
-    recipient_user_id text
+    recipient_user_id text,
+    reply_to_message_id text
 )
 language plpgsql
 set search_path = ''
@@ -632,11 +774,11 @@ begin
          where q.id = c.id
         returning q.id, q.session_id, q.recipient_phone, q.message_type, q.payload, q.priority,
                   q.attempt, q.max_retries, q.correlation_id, q.scheduled_at, q.locked_until,
-                  q.recipient_user_id
+                  q.recipient_user_id, q.reply_to_message_id
     )
     select u.id, u.session_id, u.recipient_phone, u.message_type, u.payload, u.priority,
            u.attempt, u.max_retries, u.correlation_id, u.scheduled_at, u.locked_until,
-           u.recipient_user_id
+           u.recipient_user_id, u.reply_to_message_id
       from u
      order by u.priority, u.scheduled_at, u.id;
 end
@@ -1058,11 +1200,12 @@ revoke all on function
     public.quarantine_whatsapp_item(text, text, text, jsonb, text, jsonb),
     public.settle_whatsapp_quarantine(uuid, text, text),
     public.update_whatsapp_session_activity(text, boolean, text, jsonb, text, interval, text),
-    public.enqueue_whatsapp_message(text, text, jsonb, integer, text, timestamptz, integer, text, text),
+    public.enqueue_whatsapp_message(text, text, jsonb, integer, text, timestamptz, integer, text, text, text),
     public.claim_whatsapp_messages(integer, integer, text),
     public.apply_whatsapp_status(text, text, timestamptz, jsonb, jsonb, jsonb),
     public.record_whatsapp_inbound_message(text, text, text, jsonb, timestamptz, text, text, text, integer, jsonb),
     public.mark_whatsapp_message_sent(uuid, text),
+    public.whatsapp_validate_payload(text, jsonb),
     public.monitoring_whatsapp_quarantine(integer),
     public.monitoring_whatsapp_costs(interval, interval)
     from public, anon, authenticated, service_role;
@@ -1070,11 +1213,12 @@ grant execute on function
     public.quarantine_whatsapp_item(text, text, text, jsonb, text, jsonb),
     public.settle_whatsapp_quarantine(uuid, text, text),
     public.update_whatsapp_session_activity(text, boolean, text, jsonb, text, interval, text),
-    public.enqueue_whatsapp_message(text, text, jsonb, integer, text, timestamptz, integer, text, text),
+    public.enqueue_whatsapp_message(text, text, jsonb, integer, text, timestamptz, integer, text, text, text),
     public.claim_whatsapp_messages(integer, integer, text),
     public.apply_whatsapp_status(text, text, timestamptz, jsonb, jsonb, jsonb),
     public.record_whatsapp_inbound_message(text, text, text, jsonb, timestamptz, text, text, text, integer, jsonb),
     public.mark_whatsapp_message_sent(uuid, text),
+    public.whatsapp_validate_payload(text, jsonb),
     public.monitoring_whatsapp_quarantine(integer),
     public.monitoring_whatsapp_costs(interval, interval)
     to service_role;
@@ -1106,6 +1250,7 @@ comment on column public.whatsapp_inbound_messages.from_user_id is 'Sender''s bu
 comment on column public.whatsapp_inbound_messages.original_bytes is 'Size in bytes of the message as received, when it had to be changed to be stored (see adjustments).';
 comment on column public.whatsapp_inbound_messages.adjustments is 'What was changed to store the message: [{path, action: escaped|truncated, original_chars?}]; null when stored exactly as received.';
 comment on column public.whatsapp_message_queue.recipient_user_id is 'Recipient''s business-scoped user id; the message goes to recipient_phone when set, else to this id.';
+comment on column public.whatsapp_message_queue.reply_to_message_id is 'The wa message id this message replies to (sent as context.message_id: WhatsApp shows it quoted).';
 comment on column public.whatsapp_message_queue.pricing_billable is 'pricing.billable of the latest status that had pricing: whether WhatsApp charges for the message.';
 comment on column public.whatsapp_message_queue.pricing_category is 'pricing.category: marketing, utility, authentication, service, referral_conversion, …';
 comment on column public.whatsapp_message_queue.pricing_model is 'pricing.pricing_model, e.g. CBP or PMP.';
@@ -1122,12 +1267,14 @@ comment on function public.settle_whatsapp_quarantine(uuid, text, text) is
     'Records a requeue of a quarantined item: stored, duplicate or discarded resolve it; failed counts the attempt and keeps it open with the new reason. False when it was already resolved; PD004 when unknown. Service only.';
 comment on function public.update_whatsapp_session_activity(text, boolean, text, jsonb, text, interval, text) is
     'Records activity on the session of p_phone_number and/or p_business_user_id (at least one), creating it if needed: last_activity_at, message count (+1 unless p_increment_message_count is false), expiry pushed to now + p_session_ttl, optional conversation state, context merge and profile name. A session found by one identifier learns the other; when both name different sessions, the phone''s takes over the other''s messages and counters. An expired or inactive session becomes active again (an expired one with a new token, idle state and empty context); a suspended one stays suspended. Returns the session id. Service only.';
-comment on function public.enqueue_whatsapp_message(text, text, jsonb, integer, text, timestamptz, integer, text, text) is
-    'Queues an outbound message to p_recipient_phone and/or p_recipient_user_id (a BSUID) and returns its id. Validates the recipient, the type and its payload, priority 1-10 (1 most urgent), max retries 0-20; an optional idempotency key returns the same id for the same message (PD001 for a different one). A non-template message to a user whose customer-service window (24 h after their last message, 72 h from a free entry point) has closed is refused with PDW01 and the hint to send a template. Wakes senders with NOTIFY platformdb_whatsapp_outbound. Service only.';
+comment on function public.enqueue_whatsapp_message(text, text, jsonb, integer, text, timestamptz, integer, text, text, text) is
+    'Queues an outbound message to p_recipient_phone and/or p_recipient_user_id (a BSUID), optionally as a reply to the wa message p_reply_to_message_id, and returns its id. Validates the recipient, the type and its payload, priority 1-10 (1 most urgent), max retries 0-20; an optional idempotency key returns the same id for the same message (PD001 for a different one). A non-template message to a user whose customer-service window (24 h after their last message, 72 h from a free entry point) has closed is refused with PDW01 and the hint to send a template. Wakes senders with NOTIFY platformdb_whatsapp_outbound. Service only.';
 comment on function public.claim_whatsapp_messages(integer, integer, text) is
-    'Claims up to p_limit due messages (priority then schedule order) with FOR UPDATE SKIP LOCKED, leasing them for p_lease_seconds: two claimers never get the same message, and a message whose lease runs out is claimable again (or failed, when that was its last allowed attempt). Returns the recipient''s phone and business-scoped user id. Service only.';
+    'Claims up to p_limit due messages (priority then schedule order) with FOR UPDATE SKIP LOCKED, leasing them for p_lease_seconds: two claimers never get the same message, and a message whose lease runs out is claimable again (or failed, when that was its last allowed attempt). Returns the recipient''s phone and business-scoped user id, and the message replied to. Service only.';
 comment on function public.apply_whatsapp_status(text, text, timestamptz, jsonb, jsonb, jsonb) is
     'Applies a delivery status callback by wa message id, idempotently: sent → delivered → read never moves backwards (a late delivered after read changes nothing); failed only before delivery, with the error kept. The status''s pricing and conversation are kept with the message. Unknown ids wait in whatsapp_status_backlog. Returns true when the status changed. Service only.';
+comment on function public.whatsapp_validate_payload(text, jsonb) is
+    'Checks an outbound message type and payload (the Cloud API object for the type; a reaction is {message_id, emoji}, an empty emoji removes it); raises 22023/22004/22003 naming p_message_type or the offending p_message_payload field. Service only.';
 comment on function public.mark_whatsapp_message_sent(uuid, text) is
     'Records that WhatsApp accepted a claimed message under p_whatsapp_message_id, then applies statuses (with their pricing) that arrived earlier. A replay with the same id returns false; PD005 when another sender already recorded a different id; PD002 when failed or cancelled. Service only.';
 comment on function public.record_whatsapp_inbound_message(text, text, text, jsonb, timestamptz, text, text, text, integer, jsonb) is

@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 
 from platformdb.errors import wrap_errors
 
-MESSAGE_TYPES = ("text", "template", "media", "interactive", "location")
+MESSAGE_TYPES = ("text", "template", "media", "interactive", "location", "reaction")
 SESSION_STATUSES = ("active", "inactive", "suspended", "expired")
 DELIVERY_STATUSES = ("sent", "delivered", "read", "failed")
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -64,11 +64,11 @@ select public.enqueue_whatsapp_message(
     p_message_payload => %(payload)s::jsonb, p_priority => %(priority)s,
     p_correlation_id => %(correlation_id)s, p_scheduled_at => coalesce(%(scheduled_at)s, now()),
     p_max_retries => %(max_retries)s, p_idempotency_key => %(idempotency_key)s,
-    p_recipient_user_id => %(recipient_user_id)s)
+    p_recipient_user_id => %(recipient_user_id)s, p_reply_to_message_id => %(reply_to)s)
 """
 CLAIM_MESSAGES = """
 select id, session_id, recipient_phone, message_type, payload, priority, attempt, max_retries,
-       correlation_id, scheduled_at, locked_until, recipient_user_id
+       correlation_id, scheduled_at, locked_until, recipient_user_id, reply_to_message_id
   from public.claim_whatsapp_messages(
     p_limit => %(limit)s, p_lease_seconds => %(lease_seconds)s, p_worker_id => %(worker_id)s)
 """
@@ -161,6 +161,7 @@ class OutboundMessage:
     scheduled_at: datetime
     locked_until: datetime
     recipient_user_id: str | None = None
+    reply_to_message_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -265,8 +266,10 @@ def enqueue_message(
     max_retries: int = 5,
     idempotency_key: str | None = None,
     recipient_user_id: str | None = None,
+    reply_to: str | None = None,
 ) -> UUID:
     """Queue an outbound message to a phone and/or business-scoped user id; returns its id.
+    `reply_to` (a wa message id) sends it as a reply: WhatsApp shows that message quoted.
 
     A non-template message to a user whose customer-service window has closed raises
     OutsideServiceWindow (PDW01): send a template then."""
@@ -285,6 +288,7 @@ def enqueue_message(
                     "max_retries": max_retries,
                     "idempotency_key": idempotency_key,
                     "recipient_user_id": recipient_user_id,
+                    "reply_to": reply_to,
                 },
             )
         )
@@ -294,6 +298,13 @@ def enqueue_message(
 def send_text(conn: psycopg.Connection[Any], recipient_phone: str | None, body: str, **kwargs: Any) -> UUID:
     """Shorthand: queue a text message."""
     return enqueue_message(conn, recipient_phone, "text", {"body": body}, **kwargs)
+
+
+def send_reaction(
+    conn: psycopg.Connection[Any], recipient_phone: str | None, message_id: str, emoji: str, **kwargs: Any
+) -> UUID:
+    """Shorthand: queue a reaction to the wa message `message_id` (an empty emoji removes it)."""
+    return enqueue_message(conn, recipient_phone, "reaction", {"message_id": message_id, "emoji": emoji}, **kwargs)
 
 
 def claim_messages(

@@ -75,6 +75,28 @@ def drain(database_url: DatabaseUrl = None) -> None:
     console.print(f"claimed {n}: " + ", ".join(f"{v} {k}" for k, v in sorted(sender.stats.items())))
 
 
+@whatsapp_app.command("mark-read")
+def mark_read(
+    whatsapp_message_id: Annotated[str, typer.Argument(help="The inbound message's wa id (wamid.…).")],
+    typing: Annotated[bool, typer.Option("--typing", help="Also show the typing indicator.")] = False,
+) -> None:
+    """Mark an inbound message read (blue ticks), optionally with the typing indicator (needs
+    WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID)."""
+    from platformdb.cli import console, fail
+    from platformdb.whatsapp_cloud import sender
+
+    config = sender.SenderConfig.from_env("")  # a Graph API call only: no database
+    if config is None:
+        fail("set WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID")
+        return
+    try:
+        sender.mark_read(config, whatsapp_message_id, typing)
+    except RuntimeError as exc:
+        fail(str(exc))
+        return
+    console.print("read" + (" (typing…)" if typing else ""))
+
+
 @whatsapp_app.command("stats")
 def stats(
     database_url: DatabaseUrl = None,

@@ -61,6 +61,7 @@ class _State:
     phone_number_id: str
     scripts: dict[str, deque[Scripted]] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
+    read_receipts: list[tuple[str, bool]] = field(default_factory=list)  # (wa message id, typing)
     lock: threading.Lock = field(default_factory=threading.Lock)
     counter: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -118,6 +119,16 @@ class _Handler(BaseHTTPRequestHandler):
             return fail(400, 100, "Invalid parameter", f"Unknown path {self.path}")
         if req.authorization != f"Bearer {st.token}":
             return fail(401, *ERRORS[401])
+        if isinstance(body, dict) and body.get("status") == "read":  # mark as read (+ typing)
+            if body.get("messaging_product") != "whatsapp" or not isinstance(body.get("message_id"), str):
+                return fail(400, 100, "Invalid parameter", "messaging_product and message_id are required")
+            typing = body.get("typing_indicator")
+            if typing is not None and typing != {"type": "text"}:
+                return fail(400, 100, "Invalid parameter", 'typing_indicator must be {"type": "text"}')
+            with st.lock:
+                st.read_receipts.append((body["message_id"], typing is not None))
+            req.status = 200
+            return self._answer(200, {"success": True})
         if (
             not isinstance(body, dict)
             or body.get("messaging_product") != "whatsapp"
@@ -191,6 +202,12 @@ class GraphStub:
         items = [a if isinstance(a, Scripted) else Scripted(a) for a in answers]
         with self.state.lock:
             self.state.scripts.setdefault(recipient.lstrip("+"), deque()).extend(items)
+
+    @property
+    def read_receipts(self) -> list[tuple[str, bool]]:
+        """(wa message id, typing indicator shown) of each mark-as-read, in order."""
+        with self.state.lock:
+            return list(self.state.read_receipts)
 
     @property
     def requests(self) -> list[Request]:

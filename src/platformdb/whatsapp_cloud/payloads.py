@@ -447,6 +447,7 @@ def build_message_request(
     correlation_id: str | None = None,
     *,
     recipient_user_id: str | None = None,
+    reply_to: str | None = None,
 ) -> dict[str, Any]:
     """The JSON body of `POST /{phone-number-id}/messages` for a queued message.
 
@@ -471,8 +472,19 @@ def build_message_request(
     else:
         body["type"] = message_type
         body[message_type] = payload
+    if reply_to:
+        body["context"] = {"message_id": reply_to}
     if correlation_id:
         body["biz_opaque_callback_data"] = correlation_id[:512]
+    return body
+
+
+def read_receipt_request(whatsapp_message_id: str, typing_indicator: bool = False) -> dict[str, Any]:
+    """The body of `POST /{phone-number-id}/messages` that marks an inbound message read
+    (blue ticks), optionally showing the typing indicator until the reply (at most 25 s)."""
+    body: dict[str, Any] = {"messaging_product": "whatsapp", "status": "read", "message_id": whatsapp_message_id}
+    if typing_indicator:
+        body["typing_indicator"] = {"type": "text"}
     return body
 
 

@@ -40,7 +40,7 @@ import psycopg
 
 from platformdb.errors import PlatformDBError
 from platformdb.sdk import whatsapp as wa
-from platformdb.whatsapp_cloud.payloads import build_message_request
+from platformdb.whatsapp_cloud.payloads import build_message_request, read_receipt_request
 from platformdb.worker import Duty, WorkerConfig
 
 log = logging.getLogger("platformdb.whatsapp.sender")
@@ -244,6 +244,27 @@ def classify(response: httpx.Response) -> Outcome:
     return Outcome("permanent", error=error, detail=detail, http_status=status)
 
 
+def mark_read(
+    config: SenderConfig,
+    whatsapp_message_id: str,
+    typing_indicator: bool = False,
+    *,
+    http: httpx.Client | None = None,
+) -> None:
+    """Mark an inbound message read (and show the typing indicator) right away: a UI signal,
+    not queued. Raises RuntimeError with the Graph API's error when it is refused."""
+    body = read_receipt_request(whatsapp_message_id, typing_indicator)
+    headers = {"Authorization": f"Bearer {config.access_token}"}
+    client = http or httpx.Client(timeout=config.http_timeout)
+    try:
+        response = client.post(config.messages_url, json=body, headers=headers)
+    finally:
+        if http is None:
+            client.close()
+    if not 200 <= response.status_code < 300:
+        raise RuntimeError(_graph_error(response)[0])
+
+
 class WhatsAppSender(Duty):
     name = "whatsapp-sender"
 
@@ -270,6 +291,7 @@ class WhatsAppSender(Duty):
                 msg.payload,
                 msg.correlation_id,
                 recipient_user_id=msg.recipient_user_id,
+                reply_to=msg.reply_to_message_id,
             )
         except ValueError as exc:
             return Outcome("permanent", error=f"cannot build the request: {exc}")
