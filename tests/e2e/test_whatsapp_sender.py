@@ -99,7 +99,7 @@ def test_each_message_type_is_posted_in_the_documented_shape(
 
     for phone, mtype, payload in cases:
         [req] = stub.requests_to(phone)
-        assert req.path == "/v23.0/106540352242922/messages"
+        assert req.path == "/v26.0/106540352242922/messages"
         assert req.authorization == "Bearer graph-test-token"
         body = req.body
         assert body is not None
@@ -246,7 +246,7 @@ def test_an_unreachable_graph_api_is_retried_later(db_url: str, conn: psycopg.Co
     mid = _enqueue(conn)
     from platformdb.devdb import free_port
 
-    WhatsAppSender(_config(db_url, stub, graph_url=f"http://127.0.0.1:{free_port()}/v23.0")).drain()
+    WhatsAppSender(_config(db_url, stub, graph_url=f"http://127.0.0.1:{free_port()}/v26.0")).drain()
     row = _row(conn, mid)
     assert row["status"] == "pending" and row["last_error"].startswith("network error")
 

@@ -224,5 +224,52 @@ def requeue_quarantine(
         raise typer.Exit(2)
 
 
+media_app = typer.Typer(help="Media of inbound messages.", no_args_is_help=True)
+whatsapp_app.add_typer(media_app, name="media")
+
+
+@media_app.command("fetch")
+def media_fetch(
+    whatsapp_message_id: Annotated[str, typer.Argument(help="The inbound message's wa id (wamid.…).")],
+    output: Annotated[str, typer.Option("--output", "-o", help="File to write, or - for stdout.")],
+    database_url: DatabaseUrl = None,
+    max_bytes: Annotated[int, typer.Option("--max-bytes", min=1, help="Refuse media larger than this.")] = (
+        100 * 1024 * 1024
+    ),
+) -> None:
+    """Download an inbound message's media (needs WHATSAPP_ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID):
+    looked up with the token, size capped, SHA-256 checked against the webhook's."""
+    import sys
+
+    import psycopg
+
+    from platformdb import db
+    from platformdb.cli import err_console, fail, url_of
+    from platformdb.errors import PlatformDBError
+    from platformdb.whatsapp_cloud import media
+    from platformdb.whatsapp_cloud.sender import SenderConfig
+
+    url = url_of(database_url)
+    config = SenderConfig.from_env(url)
+    if config is None:
+        fail("set WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID")
+        return
+    try:
+        with psycopg.connect(url) as conn, db.as_service(conn):
+            ref = media.inbound_media(conn, whatsapp_message_id)
+    except PlatformDBError as exc:
+        fail(str(exc))
+        return
+    dest = sys.stdout.buffer if output == "-" else output
+    try:
+        got = media.download(
+            config.graph_url, config.access_token, ref.media_id, dest, expected_sha256=ref.sha256, max_bytes=max_bytes
+        )
+    except (media.MediaError, OSError) as exc:
+        fail(str(exc))
+        return
+    err_console.print(f"{got.size} bytes, {got.mime_type or 'unknown type'}, sha256 {got.sha256}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(whatsapp_app, name="whatsapp")

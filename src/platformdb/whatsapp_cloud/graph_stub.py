@@ -6,12 +6,16 @@ It checks what the real endpoint checks first (bearer token, phone number id, a
 like the Cloud API (`{"messaging_product", "contacts": [{"input", "wa_id"}], "messages":
 [{"id": "wamid.…"}]}`, or `{"error": {"message", "type", "code", "error_data", "fbtrace_id"}}`),
 and can be scripted per recipient: `stub.script("250788123456", [429, 200])` makes the
-first request to that number get a 429 and the next one succeed.
+first request to that number get a 429 and the next one succeed. It also answers
+mark-as-read requests (`status: read`, with the typing indicator), and serves media:
+`stub.add_media(media_id, content, mime_type)` makes `GET /{media-id}` answer the media URL
+(`url`, `mime_type`, `sha256`, `file_size`) and that URL the bytes, both behind the token.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import itertools
 import json
 import re
@@ -23,6 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 _PATH = re.compile(r"^/(?:v[0-9.]+/)?(?P<number>[0-9A-Za-z_-]+)/messages$")
+_MEDIA = re.compile(r"^/(?:v[0-9.]+/)?(?P<media>[0-9A-Za-z_-]+)/?$")
+_DOWNLOAD = re.compile(r"^/download/(?P<media>[0-9A-Za-z_-]+)$")
 
 # standard error bodies for scripted statuses
 ERRORS: dict[int, tuple[int, str, str]] = {
@@ -62,6 +68,8 @@ class _State:
     scripts: dict[str, deque[Scripted]] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     read_receipts: list[tuple[str, bool]] = field(default_factory=list)  # (wa message id, typing)
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # id -> (content, mime type)
+    base_url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
     counter: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -96,6 +104,39 @@ class _Handler(BaseHTTPRequestHandler):
                 }
             },
             headers,
+        )
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server API
+        st = self.server.state
+        with st.lock:
+            st.requests.append(Request(time.monotonic(), self.path, self.headers.get("Authorization"), None))
+        if self.headers.get("Authorization") != f"Bearer {st.token}":
+            return self._error(401, *ERRORS[401])
+        download = _DOWNLOAD.match(self.path)
+        lookup = _MEDIA.match(self.path)
+        media_id = download["media"] if download else lookup["media"] if lookup else None
+        with st.lock:
+            found = st.media.get(media_id or "")
+        if found is None:
+            return self._error(404, 100, "Invalid parameter", f"Unsupported get request: {self.path}")
+        content, mime = found
+        if download:
+            self.send_response(200)
+            self.send_header("Content-Type", mime)
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+            return None
+        return self._answer(
+            200,
+            {
+                "messaging_product": "whatsapp",
+                "url": f"{st.base_url.rsplit('/', 1)[0]}/download/{media_id}",
+                "mime_type": mime,
+                "sha256": hashlib.sha256(content).hexdigest(),
+                "file_size": len(content),
+                "id": media_id,
+            },
         )
 
     def do_POST(self) -> None:  # noqa: N802 - http.server API
@@ -187,7 +228,7 @@ class GraphStub:
     @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/v23.0"
+        return f"http://{host!s}:{port}/v26.0"
 
     @property
     def token(self) -> str:
@@ -202,6 +243,11 @@ class GraphStub:
         items = [a if isinstance(a, Scripted) else Scripted(a) for a in answers]
         with self.state.lock:
             self.state.scripts.setdefault(recipient.lstrip("+"), deque()).extend(items)
+
+    def add_media(self, media_id: str, content: bytes, mime_type: str = "image/jpeg") -> None:
+        """Serve `content` as the media `media_id` (GET /{media-id}, then its URL)."""
+        with self.state.lock:
+            self.state.media[media_id] = (content, mime_type)
 
     @property
     def read_receipts(self) -> list[tuple[str, bool]]:
@@ -224,6 +270,7 @@ class GraphStub:
         ]
 
     def start(self) -> GraphStub:
+        self.state.base_url = self.base_url
         self._thread.start()
         return self
 
