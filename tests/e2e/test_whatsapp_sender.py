@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -269,6 +270,61 @@ def test_the_rate_limit_is_held(db_url: str, conn: psycopg.Connection[Any], stub
     assert early == [], f"requests ahead of the rate (index, seconds after start): {early[:5]}"
     assert arrivals[-1] - started >= (n - 1) / rate - 1e-3
     assert count(conn, "whatsapp_message_queue", "status = 'sent'") == n
+
+
+def test_the_pair_limit_spaces_messages_to_one_user(
+    db_url: str, conn: psycopg.Connection[Any], stub: GraphStub
+) -> None:
+    """WhatsApp's pair rate limit (131056), measured on the stand-in's arrival times: after
+    the burst, one message per interval to the same user; another user is not held up."""
+    interval, n = 0.3, 4
+    with db.as_service(conn):
+        mine = [wa.send_text(conn, PHONE, f"m{i}") for i in range(n)]
+        other = wa.send_text(conn, "+250722000111", "not held up")
+    started = time.monotonic()
+    WhatsAppSender(_config(db_url, stub, pair_interval=interval, pair_burst=1, pair_max_wait=10.0)).drain()
+    to_me = stub.requests_to(PHONE)
+    assert sorted(r.body["text"]["body"] for r in to_me if r.body) == [f"m{i}" for i in range(n)]
+    # the k-th message's slot is no earlier than k intervals after the start, however the
+    # requests travel (a lower bound: a slow machine only spaces them more)
+    early = [(k, r.at - started) for k, r in enumerate(to_me) if r.at - started < k * interval - 1e-3]
+    assert early == [], early
+    [to_other] = stub.requests_to("+250722000111")
+    assert to_other.at < to_me[-1].at  # not queued behind PHONE's pair limit
+    assert {_row(conn, m)["status"] for m in [*mine, other]} == {"sent"}
+
+
+def test_a_message_over_the_pair_limit_is_deferred_without_counting_an_attempt(
+    db_url: str, conn: psycopg.Connection[Any], stub: GraphStub
+) -> None:
+    with db.as_service(conn):
+        mine = [wa.send_text(conn, PHONE, f"m{i}") for i in range(4)]
+    sender = WhatsAppSender(_config(db_url, stub, pair_interval=60.0, pair_burst=2, pair_max_wait=1.0))
+    sender.drain()
+    assert len(stub.requests_to(PHONE)) == 2  # the burst; the next slot is a minute away
+    rows = [_row(conn, m) for m in mine]
+    assert sorted(r["status"] for r in rows) == ["pending", "pending", "sent", "sent"]
+    for row in rows:
+        if row["status"] != "pending":
+            continue
+        assert row["attempt"] == 0 and row["retry_count"] == 0 and row["last_error"] is None
+        assert row["scheduled_at"] >= row["updated_at"] + timedelta(seconds=55)
+    assert sender.stats["deferred"] == 2
+
+
+def test_the_pair_limiter_allows_a_burst_then_one_per_interval() -> None:
+    from platformdb.whatsapp_cloud.sender import PairLimiter
+
+    now = [50.0]
+    pairs = PairLimiter(6.0, 3, clock=lambda: now[0])
+    assert [pairs.reserve("a", 10.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert pairs.reserve("a", 10.0) == 6.0
+    assert pairs.reserve("a", 10.0) is None  # 12 s > 10 s: not reserved
+    assert pairs.next_free_in("a") == 12.0
+    assert pairs.reserve("b", 0.0) == 0.0  # per recipient
+    now[0] += 12.0
+    assert pairs.reserve("a", 0.0) == 0.0
+    assert PairLimiter(None, 1).reserve("a", 0.0) == 0.0
 
 
 def test_the_limiter_spaces_slots_and_allows_a_burst() -> None:

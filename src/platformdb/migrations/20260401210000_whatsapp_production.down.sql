@@ -16,6 +16,7 @@ drop function public.apply_whatsapp_status(text, text, timestamptz, jsonb, jsonb
 drop function public.claim_whatsapp_messages(integer, integer, text);
 drop function public.enqueue_whatsapp_message(text, text, jsonb, integer, text, timestamptz, integer, text, text, text);
 drop function public.update_whatsapp_session_activity(text, boolean, text, jsonb, text, interval, text);
+drop function public.defer_whatsapp_message(uuid, integer);
 drop function public.settle_whatsapp_quarantine(uuid, text, text);
 drop function public.quarantine_whatsapp_item(text, text, text, jsonb, text, jsonb);
 drop table public.whatsapp_quarantine;

@@ -29,7 +29,7 @@ select public.platformdb_assert_names_free(array[
     'whatsapp_inbound_messages_from_user_idx', 'whatsapp_message_queue_recipient_user_idx',
     'whatsapp_message_queue_sent_day_idx',
     'whatsapp_quarantine_stats', 'whatsapp_message_costs',
-    'quarantine_whatsapp_item', 'settle_whatsapp_quarantine',
+    'quarantine_whatsapp_item', 'settle_whatsapp_quarantine', 'defer_whatsapp_message',
     'monitoring_whatsapp_quarantine', 'monitoring_whatsapp_costs'
 ]);
 
@@ -1101,6 +1101,37 @@ begin
 end
 $$;
 
+create function public.defer_whatsapp_message(p_message_id uuid, p_seconds integer)
+returns boolean
+language plpgsql
+set search_path = ''
+as $$
+begin
+    if p_message_id is null or p_seconds is null then
+        raise exception '% must not be null', case when p_message_id is null then 'p_message_id' else 'p_seconds' end
+            using errcode = '22004';
+    end if;
+    if p_seconds not between 1 and 86400 then
+        raise exception 'p_seconds must be between 1 and 86400, got %', p_seconds using errcode = '22003';
+    end if;
+    -- the message never left: the claim is not counted as an attempt
+    update public.whatsapp_message_queue q
+       set status = 'pending', locked_until = null, locked_by = null,
+           attempt = greatest(q.attempt - 1, 0),
+           scheduled_at = now() + pg_catalog.make_interval(secs => p_seconds),
+           updated_at = now()
+     where q.id = p_message_id and q.status = 'processing';
+    if found then
+        return true;
+    end if;
+    if not exists (select 1 from public.whatsapp_message_queue q where q.id = p_message_id) then
+        raise exception 'p_message_id: no outbound WhatsApp message %', p_message_id
+            using errcode = 'PD004';
+    end if;
+    return false;
+end
+$$;
+
 -- dashboard and /metrics (the monitoring_* family of 20260401170000): read-only definers
 create function public.monitoring_whatsapp_quarantine(p_limit integer default 20)
 returns table (
@@ -1199,6 +1230,7 @@ grant select (business_user_id, last_inbound_at, service_window_ends_at)
 revoke all on function
     public.quarantine_whatsapp_item(text, text, text, jsonb, text, jsonb),
     public.settle_whatsapp_quarantine(uuid, text, text),
+    public.defer_whatsapp_message(uuid, integer),
     public.update_whatsapp_session_activity(text, boolean, text, jsonb, text, interval, text),
     public.enqueue_whatsapp_message(text, text, jsonb, integer, text, timestamptz, integer, text, text, text),
     public.claim_whatsapp_messages(integer, integer, text),
@@ -1212,6 +1244,7 @@ revoke all on function
 grant execute on function
     public.quarantine_whatsapp_item(text, text, text, jsonb, text, jsonb),
     public.settle_whatsapp_quarantine(uuid, text, text),
+    public.defer_whatsapp_message(uuid, integer),
     public.update_whatsapp_session_activity(text, boolean, text, jsonb, text, interval, text),
     public.enqueue_whatsapp_message(text, text, jsonb, integer, text, timestamptz, integer, text, text, text),
     public.claim_whatsapp_messages(integer, integer, text),
@@ -1265,6 +1298,8 @@ comment on function public.quarantine_whatsapp_item(text, text, text, jsonb, tex
     'Keeps an item of a signed notification that could not be stored, with its reason and context; the same item of the same notification again only counts another sighting. Returns its id. Service only.';
 comment on function public.settle_whatsapp_quarantine(uuid, text, text) is
     'Records a requeue of a quarantined item: stored, duplicate or discarded resolve it; failed counts the attempt and keeps it open with the new reason. False when it was already resolved; PD004 when unknown. Service only.';
+comment on function public.defer_whatsapp_message(uuid, integer) is
+    'Gives a claimed message back to be sent in p_seconds, the attempt not counted: the sender defers a message whose recipient''s pair rate limit (WhatsApp 131056) would make it wait too long. False when it is not being sent; PD004 when unknown. Service only.';
 comment on function public.update_whatsapp_session_activity(text, boolean, text, jsonb, text, interval, text) is
     'Records activity on the session of p_phone_number and/or p_business_user_id (at least one), creating it if needed: last_activity_at, message count (+1 unless p_increment_message_count is false), expiry pushed to now + p_session_ttl, optional conversation state, context merge and profile name. A session found by one identifier learns the other; when both name different sessions, the phone''s takes over the other''s messages and counters. An expired or inactive session becomes active again (an expired one with a new token, idle state and empty context); a suspended one stays suspended. Returns the session id. Service only.';
 comment on function public.enqueue_whatsapp_message(text, text, jsonb, integer, text, timestamptz, integer, text, text, text) is

@@ -83,6 +83,7 @@ select public.mark_whatsapp_message_failed(
 """
 RELEASE_MESSAGE = "select public.release_whatsapp_message(p_message_id => %(id)s)"
 CANCEL_MESSAGE = "select public.cancel_whatsapp_message(p_message_id => %(id)s)"
+DEFER_MESSAGE = "select public.defer_whatsapp_message(p_message_id => %(id)s, p_seconds => %(seconds)s)"
 APPLY_STATUS = """
 select public.apply_whatsapp_status(
     p_whatsapp_message_id => %(wa_id)s, p_status => %(status)s, p_timestamp => %(at)s,
@@ -354,6 +355,11 @@ def mark_failed(
 def release_message(conn: psycopg.Connection[Any], message_id: UUID | str) -> bool:
     """Give a claimed message back without counting the attempt."""
     return bool(_one(conn, RELEASE_MESSAGE, {"id": str(message_id)}))
+
+
+def defer_message(conn: psycopg.Connection[Any], message_id: UUID | str, seconds: int) -> bool:
+    """Give a claimed message back to be sent in `seconds`, the attempt not counted."""
+    return bool(_one(conn, DEFER_MESSAGE, {"id": str(message_id), "seconds": seconds}))
 
 
 def cancel_message(conn: psycopg.Connection[Any], message_id: UUID | str) -> bool:

@@ -68,8 +68,13 @@ class SenderConfig:
     graph_url: str = DEFAULT_GRAPH_URL
     rate_per_second: float | None = 80.0  # None: no limit (benchmarks)
     burst: int = 1
+    # WhatsApp's pair rate limit (131056): about one message every 6 s to the same user,
+    # with bursts allowed; a message that would wait longer than pair_max_wait is deferred
+    pair_interval: float | None = 6.0  # None: no pair limit
+    pair_burst: int = 45
+    pair_max_wait: float = 10.0
     batch_size: int = 50
-    lease_seconds: int = 120
+    lease_seconds: int = 150
     max_in_flight: int = 32
     http_timeout: float = 15.0
     http_attempts: int = 3
@@ -82,11 +87,16 @@ class SenderConfig:
     def __post_init__(self) -> None:
         if self.rate_per_second is not None and self.rate_per_second <= 0:
             raise ValueError("rate_per_second must be positive (or None for no limit)")
+        if self.pair_interval is not None and self.pair_interval <= 0:
+            raise ValueError("pair_interval must be positive (or None for no pair limit)")
+        if self.pair_burst < 1 or self.pair_max_wait < 0:
+            raise ValueError("pair_burst must be >= 1 and pair_max_wait >= 0")
         if self.burst < 1 or self.batch_size < 1 or self.max_in_flight < 1 or self.http_attempts < 1:
             raise ValueError("burst, batch_size, max_in_flight and http_attempts must be >= 1")
         worst = self.http_attempts * self.http_timeout + (self.http_attempts - 1) * max(
             self.backoff_max, self.retry_after_max
         )
+        worst += self.pair_max_wait  # waiting for the recipient's pair limit
         if self.lease_seconds < worst + 10:
             raise ValueError(
                 f"lease_seconds ({self.lease_seconds}) must exceed the longest a message can take"
@@ -127,6 +137,8 @@ class SenderConfig:
             kwargs["graph_url"] = env["WHATSAPP_GRAPH_URL"]
         if env.get("WHATSAPP_RATE_PER_SECOND"):
             kwargs["rate_per_second"] = float(env["WHATSAPP_RATE_PER_SECOND"])
+        if env.get("WHATSAPP_PAIR_INTERVAL_SECONDS"):
+            kwargs["pair_interval"] = float(env["WHATSAPP_PAIR_INTERVAL_SECONDS"])
         kwargs.update(overrides)
         return cls(**kwargs)
 
@@ -169,9 +181,45 @@ class RateLimiter:
         return not stop.is_set()
 
 
+class PairLimiter:
+    """WhatsApp's per-recipient (pair) rate limit, one cell-rate limiter per recipient:
+    `burst` messages at once, then one every `interval` seconds. A reservation that would wait
+    more than `max_wait` is not taken (the caller defers the message instead)."""
+
+    def __init__(self, interval: float | None, burst: int, clock: Callable[[], float] = time.monotonic):
+        self.interval = interval
+        self.tolerance = 0.0 if interval is None else (burst - 1) * interval
+        self.clock = clock
+        self._tat: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def reserve(self, recipient: str, max_wait: float) -> float | None:
+        """Seconds to wait before sending to `recipient`, or None (nothing reserved) when
+        that would be more than `max_wait`."""
+        if self.interval is None:
+            return 0.0
+        with self._lock:
+            now = self.clock()
+            tat = max(self._tat.get(recipient, now), now)
+            wait = max(0.0, tat - self.tolerance - now)
+            if wait > max_wait:
+                return None
+            self._tat[recipient] = tat + self.interval
+            if len(self._tat) > 100_000:  # forget recipients whose slots are all free again
+                self._tat = {k: v for k, v in self._tat.items() if v > now}
+        return wait
+
+    def next_free_in(self, recipient: str) -> float:
+        if self.interval is None:
+            return 0.0
+        with self._lock:
+            now = self.clock()
+            return max(0.0, self._tat.get(recipient, now) - self.tolerance - now)
+
+
 @dataclass
 class Outcome:
-    kind: str  # sent | retry | permanent | released
+    kind: str  # sent | retry | permanent | released | deferred
     whatsapp_message_id: str | None = None
     error: str | None = None
     detail: dict[str, Any] | None = None
@@ -271,6 +319,7 @@ class WhatsAppSender(Duty):
     def __init__(self, config: SenderConfig, *, http: httpx.Client | None = None):
         self.config = config
         self.limiter = RateLimiter(config.rate_per_second, config.burst)
+        self.pairs = PairLimiter(config.pair_interval, config.pair_burst)
         self._http = http
         self.stats: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
@@ -296,6 +345,13 @@ class WhatsAppSender(Duty):
         except ValueError as exc:
             return Outcome("permanent", error=f"cannot build the request: {exc}")
         headers = {"Authorization": f"Bearer {cfg.access_token}"}
+        recipient = msg.recipient_phone or msg.recipient_user_id or ""
+        pair_wait = self.pairs.reserve(recipient, cfg.pair_max_wait)
+        if pair_wait is None:  # the recipient's pair limit: later, without counting an attempt
+            self._count("deferred")
+            return Outcome("deferred", retry_after=self.pairs.next_free_in(recipient))
+        if pair_wait > 0 and stop.wait(pair_wait):
+            return Outcome("released")
         outcome = Outcome("released")
         for attempt in range(1, cfg.http_attempts + 1):
             if not self.limiter.acquire(stop):
@@ -342,6 +398,8 @@ class WhatsAppSender(Duty):
             elif outcome.kind == "released":
                 wa.release_message(conn, msg.id)
                 self._count("released")
+            elif outcome.kind == "deferred":
+                wa.defer_message(conn, msg.id, max(1, math.ceil(outcome.retry_after or 1)))
             else:
                 retryable = outcome.kind == "retry"
                 retry_in = None
