@@ -14,6 +14,8 @@ and the project's own class ``PD`` for domain errors:
 | PD006    | AppendOnly               | an UPDATE/DELETE on an append-only table             |
 | PDW01    | OutsideServiceWindow     | a free-form WhatsApp message after the user's        |
 |          |                          | customer-service window closed: send a template      |
+| PDW02    | TemplateMismatch         | a WhatsApp template that is not synced, not approved |
+|          |                          | or given the wrong number of parameters              |
 """
 
 from __future__ import annotations
@@ -74,6 +76,11 @@ class OutsideServiceWindow(PlatformDBError):
     WhatsApp would refuse it (131047); an approved template is allowed."""
 
 
+class TemplateMismatch(PlatformDBError):
+    """A WhatsApp template message that the synced templates refuse (PDW02): unknown name or
+    language, not approved, or the wrong number of parameters for a component."""
+
+
 class UniqueViolation(PlatformDBError):
     """A unique constraint was violated."""
 
@@ -90,6 +97,7 @@ SQLSTATE_MAP: dict[str, type[PlatformDBError]] = {
     "PD005": LeaseLost,
     "PD006": AppendOnly,
     "PDW01": OutsideServiceWindow,
+    "PDW02": TemplateMismatch,
     "42501": PermissionDenied,
     "23505": UniqueViolation,
     "57P01": DatabaseUnavailable,  # admin_shutdown

@@ -70,6 +70,7 @@ PLAN: dict[str, Placement] = {
     "whatsapp_inbound_messages": local("work queue for the app; small and short-lived"),
     "whatsapp_status_backlog": local("tiny buffer for statuses that outran the sender"),
     "whatsapp_quarantine": local("a handful of webhook items waiting for a fix; read by operators"),
+    "whatsapp_templates": reference("the account's templates: a few hundred rows, read by every enqueue"),
     # §3.3 payments
     "transactions": distributed(
         "user_id",

@@ -17,9 +17,12 @@ drop function public.claim_whatsapp_messages(integer, integer, text);
 drop function public.enqueue_whatsapp_message(text, text, jsonb, integer, text, timestamptz, integer, text, text, text);
 drop function public.update_whatsapp_session_activity(text, boolean, text, jsonb, text, interval, text);
 drop function public.defer_whatsapp_message(uuid, integer);
+drop function public.whatsapp_check_template(jsonb);
+drop function public.sync_whatsapp_templates(jsonb);
 drop function public.settle_whatsapp_quarantine(uuid, text, text);
 drop function public.quarantine_whatsapp_item(text, text, text, jsonb, text, jsonb);
 drop table public.whatsapp_quarantine;
+drop table public.whatsapp_templates;
 
 delete from public.whatsapp_inbound_messages m where m.from_phone is null;
 delete from public.whatsapp_message_queue q

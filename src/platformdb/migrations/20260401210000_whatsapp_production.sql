@@ -25,6 +25,8 @@ BEGIN;
 -- ---------------------------------------------------------------------------------------
 select public.platformdb_assert_names_free(array[
     'whatsapp_quarantine', 'whatsapp_quarantine_pkey', 'whatsapp_quarantine_item_key',
+    'whatsapp_templates', 'whatsapp_templates_pkey', 'sync_whatsapp_templates',
+    'whatsapp_check_template',
     'whatsapp_quarantine_open_idx', 'whatsapp_sessions_business_user_id_key',
     'whatsapp_inbound_messages_from_user_idx', 'whatsapp_message_queue_recipient_user_idx',
     'whatsapp_message_queue_sent_day_idx',
@@ -68,6 +70,26 @@ create table public.whatsapp_quarantine (
         check (resolution is null or resolution in ('stored', 'duplicate', 'discarded')),
     constraint whatsapp_quarantine_resolved_or_resolved_at_null
         check ((resolved_at is null) = (resolution is null))
+);
+
+-- the account's message templates as the Graph API lists them (platformdb whatsapp templates
+-- sync); enqueueing a template is checked against them once they have been synced
+create table public.whatsapp_templates (
+    name text not null,
+    language text not null,
+    category text,
+    status text not null,
+    components jsonb not null default '[]',
+    placeholders jsonb not null default '{}',
+    template_id text,
+    synced_at timestamptz not null default now(),
+    constraint whatsapp_templates_pkey primary key (name, language),
+    constraint whatsapp_templates_name_length check (char_length(name) between 1 and 512),
+    constraint whatsapp_templates_language_length check (char_length(language) between 2 and 20),
+    constraint whatsapp_templates_status_length check (char_length(status) between 1 and 40),
+    constraint whatsapp_templates_components_array
+        check (jsonb_typeof(components) = 'array' and pg_column_size(components) <= 65536),
+    constraint whatsapp_templates_placeholders_object check (jsonb_typeof(placeholders) = 'object')
 );
 
 -- sessions: the phone or the business-scoped user id (or both); the service window
@@ -395,6 +417,129 @@ begin
 end
 $$;
 
+create function public.sync_whatsapp_templates(p_templates jsonb)
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+    v_count integer;
+    v_bad text;
+begin
+    if p_templates is null or jsonb_typeof(p_templates) <> 'array' then
+        raise exception 'p_templates must be a JSON array of the account''s templates' using errcode = '22023';
+    end if;
+    select coalesce(t ->> 'name', '(no name)') into v_bad
+      from pg_catalog.jsonb_array_elements(p_templates) t
+     where jsonb_typeof(t -> 'name') is distinct from 'string'
+        or jsonb_typeof(t -> 'language') is distinct from 'string'
+        or jsonb_typeof(t -> 'status') is distinct from 'string'
+        or (t ? 'components' and jsonb_typeof(t -> 'components') <> 'array')
+     limit 1;
+    if found then
+        raise exception 'p_templates: template % needs name, language and status strings and a components array', v_bad
+            using errcode = '22023';
+    end if;
+
+    -- placeholders per component: {{1}} or {{named}} in its text (a text header, the body),
+    -- one for a media header, and per button (BUTTONS:<index>) those of its url, one for a
+    -- copy-code or one-time-password button
+    insert into public.whatsapp_templates as w
+        (name, language, category, status, components, placeholders, template_id, synced_at)
+    select t ->> 'name', t ->> 'language', t ->> 'category', t ->> 'status',
+           coalesce(t -> 'components', '[]'),
+           coalesce((select pg_catalog.jsonb_object_agg(k.key, k.n) from (
+                select pg_catalog.upper(c ->> 'type') as key,
+                       -- a media or location header takes its one parameter (the media)
+                       case when pg_catalog.upper(c ->> 'type') = 'HEADER'
+                                 and pg_catalog.upper(coalesce(c ->> 'format', 'TEXT')) <> 'TEXT' then 1
+                            else (select count(distinct m[1]) from pg_catalog.regexp_matches(
+                                      coalesce(c ->> 'text', ''), '\{\{\s*([A-Za-z0-9_]+)\s*\}\}', 'g') m)
+                       end as n
+                  from pg_catalog.jsonb_array_elements(coalesce(t -> 'components', '[]')) c
+                 where pg_catalog.upper(c ->> 'type') <> 'BUTTONS'
+                union all
+                select 'BUTTONS:' || (b.ord - 1),
+                       -- a copy-code or one-time-password button takes the code
+                       case when pg_catalog.upper(b.btn ->> 'type') in ('COPY_CODE', 'OTP') then 1
+                            else (select count(distinct m[1]) from pg_catalog.regexp_matches(
+                                      coalesce(b.btn ->> 'url', ''), '\{\{\s*([A-Za-z0-9_]+)\s*\}\}', 'g') m)
+                       end
+                  from pg_catalog.jsonb_array_elements(coalesce(t -> 'components', '[]')) c,
+                       pg_catalog.jsonb_array_elements(coalesce(c -> 'buttons', '[]')) with ordinality b (btn, ord)
+                 where pg_catalog.upper(c ->> 'type') = 'BUTTONS'
+           ) k where k.n > 0), '{}'),
+           t ->> 'id', now()
+      from pg_catalog.jsonb_array_elements(p_templates) t
+    on conflict (name, language) do update
+        set category = excluded.category, status = excluded.status,
+            components = excluded.components, placeholders = excluded.placeholders,
+            template_id = excluded.template_id, synced_at = excluded.synced_at;
+    get diagnostics v_count = row_count;
+    -- templates the account no longer lists
+    update public.whatsapp_templates w set status = 'REMOVED', synced_at = now()
+     where w.synced_at < now() and w.status <> 'REMOVED';
+    return v_count;
+end
+$$;
+
+create function public.whatsapp_check_template(p_payload jsonb)
+returns void
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+    v_t record;
+    v_key text;
+    v_want integer;
+    v_got integer;
+    v_comp jsonb;
+begin
+    -- not judged before the first sync (the account's templates are unknown)
+    if not exists (select 1 from public.whatsapp_templates) then
+        return;
+    end if;
+    select w.status, w.placeholders into v_t from public.whatsapp_templates w
+     where w.name = p_payload ->> 'name' and w.language = p_payload -> 'language' ->> 'code';
+    if not found then
+        raise exception 'p_message_payload: no template % in language % (synced templates)',
+            p_payload ->> 'name', p_payload -> 'language' ->> 'code'
+            using errcode = 'PDW02',
+                  hint = 'check the name and language code, or run platformdb whatsapp templates sync';
+    end if;
+    if v_t.status <> 'APPROVED' then
+        raise exception 'p_message_payload: template % (%) is %, not APPROVED', p_payload ->> 'name',
+            p_payload -> 'language' ->> 'code', v_t.status using errcode = 'PDW02';
+    end if;
+    -- every component with placeholders gets exactly that many parameters; no others
+    for v_key in
+        select k from pg_catalog.jsonb_object_keys(v_t.placeholders) k
+        union
+        select case when pg_catalog.upper(c ->> 'type') = 'BUTTON'
+                    then 'BUTTONS:' || coalesce(c ->> 'index', '0')
+                    else pg_catalog.upper(c ->> 'type') end
+          from pg_catalog.jsonb_array_elements(coalesce(p_payload -> 'components', '[]')) c
+    loop
+        v_want := coalesce((v_t.placeholders ->> v_key)::integer, 0);
+        select c into v_comp from pg_catalog.jsonb_array_elements(coalesce(p_payload -> 'components', '[]')) c
+         where case when pg_catalog.upper(c ->> 'type') = 'BUTTON'
+                    then 'BUTTONS:' || coalesce(c ->> 'index', '0')
+                    else pg_catalog.upper(c ->> 'type') end = v_key
+         limit 1;
+        v_got := case when jsonb_typeof(v_comp -> 'parameters') = 'array'
+                      then pg_catalog.jsonb_array_length(v_comp -> 'parameters') else 0 end;
+        if v_got <> v_want then
+            raise exception 'p_message_payload: template % (%) takes % parameter(s) in %, got %',
+                p_payload ->> 'name', p_payload -> 'language' ->> 'code', v_want,
+                pg_catalog.lower(v_key), v_got
+                using errcode = 'PDW02',
+                      hint = 'components: [{"type": "body", "parameters": [{"type": "text", "text": "…"}, …]}]';
+        end if;
+    end loop;
+end
+$$;
+
 -- recreated with p_business_user_id (a session is found by either identifier; one that learns
 -- the other keeps its history, two sessions of the same user become one)
 -- squawk-ignore ban-drop-function -- (recreated right below with the same name, new parameters at the end with defaults)
@@ -589,6 +734,9 @@ begin
             using errcode = '22023', hint = 'a country code, a dot and up to 128 letters or digits, e.g. US.13491208655302741918';
     end if;
     perform public.whatsapp_validate_payload(p_message_type, p_message_payload);
+    if p_message_type = 'template' then
+        perform public.whatsapp_check_template(p_message_payload);
+    end if;
     if p_reply_to_message_id is not null and char_length(p_reply_to_message_id) not between 1 and 256 then
         raise exception 'p_reply_to_message_id must be the wa message id (1 to 256 characters) of the message replied to'
             using errcode = '22023';
@@ -1210,6 +1358,14 @@ select (q.sent_at at time zone 'UTC')::date as day,
 -- RLS and grants (Supabase grants ALL by default: take it back, then grant what is needed)
 -- ---------------------------------------------------------------------------------------
 alter table public.whatsapp_quarantine enable row level security;
+alter table public.whatsapp_templates enable row level security;
+
+create policy whatsapp_templates_service_read on public.whatsapp_templates
+    for select to service_role using (true);
+create policy whatsapp_templates_service_insert on public.whatsapp_templates
+    for insert to service_role with check (true);
+create policy whatsapp_templates_service_update on public.whatsapp_templates
+    for update to service_role using (true) with check (true);
 
 create policy whatsapp_quarantine_service_read on public.whatsapp_quarantine
     for select to service_role using (true);
@@ -1218,6 +1374,8 @@ create policy whatsapp_quarantine_service_insert on public.whatsapp_quarantine
 create policy whatsapp_quarantine_service_update on public.whatsapp_quarantine
     for update to service_role using (true) with check (true);
 
+revoke all on table public.whatsapp_templates from public, anon, authenticated, service_role;
+grant select, insert, update on table public.whatsapp_templates to service_role;
 revoke all on table public.whatsapp_quarantine, public.whatsapp_quarantine_stats,
     public.whatsapp_message_costs
     from public, anon, authenticated, service_role;
@@ -1231,6 +1389,8 @@ revoke all on function
     public.quarantine_whatsapp_item(text, text, text, jsonb, text, jsonb),
     public.settle_whatsapp_quarantine(uuid, text, text),
     public.defer_whatsapp_message(uuid, integer),
+    public.sync_whatsapp_templates(jsonb),
+    public.whatsapp_check_template(jsonb),
     public.update_whatsapp_session_activity(text, boolean, text, jsonb, text, interval, text),
     public.enqueue_whatsapp_message(text, text, jsonb, integer, text, timestamptz, integer, text, text, text),
     public.claim_whatsapp_messages(integer, integer, text),
@@ -1245,6 +1405,8 @@ grant execute on function
     public.quarantine_whatsapp_item(text, text, text, jsonb, text, jsonb),
     public.settle_whatsapp_quarantine(uuid, text, text),
     public.defer_whatsapp_message(uuid, integer),
+    public.sync_whatsapp_templates(jsonb),
+    public.whatsapp_check_template(jsonb),
     public.update_whatsapp_session_activity(text, boolean, text, jsonb, text, interval, text),
     public.enqueue_whatsapp_message(text, text, jsonb, integer, text, timestamptz, integer, text, text, text),
     public.claim_whatsapp_messages(integer, integer, text),
@@ -1298,6 +1460,20 @@ comment on function public.quarantine_whatsapp_item(text, text, text, jsonb, tex
     'Keeps an item of a signed notification that could not be stored, with its reason and context; the same item of the same notification again only counts another sighting. Returns its id. Service only.';
 comment on function public.settle_whatsapp_quarantine(uuid, text, text) is
     'Records a requeue of a quarantined item: stored, duplicate or discarded resolve it; failed counts the attempt and keeps it open with the new reason. False when it was already resolved; PD004 when unknown. Service only.';
+comment on table public.whatsapp_templates is
+    'The account''s message templates as the Graph API lists them, stored by platformdb whatsapp templates sync (sync_whatsapp_templates). Once synced, enqueueing a template checks that its name and language exist, that it is APPROVED and that each component gets as many parameters as it has placeholders.';
+comment on column public.whatsapp_templates.name is 'Template name.';
+comment on column public.whatsapp_templates.language is 'Language code, e.g. en_US or rw.';
+comment on column public.whatsapp_templates.category is 'MARKETING, UTILITY or AUTHENTICATION.';
+comment on column public.whatsapp_templates.status is 'APPROVED, PENDING, REJECTED, PAUSED, DISABLED, …; REMOVED when the last sync no longer listed it.';
+comment on column public.whatsapp_templates.components is 'The components as the Graph API returns them (HEADER, BODY, FOOTER, BUTTONS).';
+comment on column public.whatsapp_templates.placeholders is 'Placeholders per component, e.g. {"BODY": 2, "BUTTONS:0": 1} (a button by its index).';
+comment on column public.whatsapp_templates.template_id is 'The Graph API''s template id.';
+comment on column public.whatsapp_templates.synced_at is 'When the last sync wrote it.';
+comment on function public.sync_whatsapp_templates(jsonb) is
+    'Stores the account''s templates (a JSON array of the Graph API''s template objects: name, language, category, status, components, id) with their placeholders per component; those no longer listed become REMOVED. Returns how many were stored. Service only.';
+comment on function public.whatsapp_check_template(jsonb) is
+    'Checks a template message payload against the synced templates: known name and language, APPROVED, and as many parameters per component as placeholders; PDW02 otherwise. Passes while no template has been synced. Service only.';
 comment on function public.defer_whatsapp_message(uuid, integer) is
     'Gives a claimed message back to be sent in p_seconds, the attempt not counted: the sender defers a message whose recipient''s pair rate limit (WhatsApp 131056) would make it wait too long. False when it is not being sent; PD004 when unknown. Service only.';
 comment on function public.update_whatsapp_session_activity(text, boolean, text, jsonb, text, interval, text) is

@@ -1,4 +1,4 @@
-"""Security matrix rows for the WhatsApp webhook quarantine (20260401210000).
+"""Security matrix rows for the WhatsApp webhook quarantine and templates (20260401210000).
 
 Items of signed notifications that could not be stored: raw user data for the backend to
 inspect and retry (the webhook receiver and `platformdb whatsapp requeue-quarantine` act as
@@ -25,5 +25,17 @@ TABLES = [
         update="attempts = attempts + 1",
         service="siu",
         why="webhook items that could not be stored: for the backend to inspect and retry",
+    ),
+    TableAccess(
+        table="whatsapp_templates",
+        seed="""insert into public.whatsapp_templates (name, language, status)
+                values ('seed_' || replace(%(owner)s::text, '-', ''), 'en_US', 'APPROVED')
+                returning name""",
+        match="name = %(key)s",
+        insert="""insert into public.whatsapp_templates (name, language, status)
+                  values ('ins_' || replace(%(owner)s::text, '-', ''), 'en_US', 'APPROVED')""",
+        update="status = 'PAUSED'",
+        service="siu",
+        why="the account's message templates: synced and read by services",
     ),
 ]

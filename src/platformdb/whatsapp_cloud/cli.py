@@ -224,6 +224,40 @@ def requeue_quarantine(
         raise typer.Exit(2)
 
 
+templates_app = typer.Typer(help="The account's message templates.", no_args_is_help=True)
+whatsapp_app.add_typer(templates_app, name="templates")
+
+
+@templates_app.command("sync")
+def templates_sync(database_url: DatabaseUrl = None) -> None:
+    """Store the account's templates from the Graph API (needs WHATSAPP_ACCESS_TOKEN,
+    WHATSAPP_PHONE_NUMBER_ID and WHATSAPP_BUSINESS_ACCOUNT_ID); enqueued templates are then
+    checked against them."""
+    import psycopg
+
+    from platformdb import db
+    from platformdb.cli import console, fail, url_of
+    from platformdb.errors import PlatformDBError
+    from platformdb.whatsapp_cloud import templates
+    from platformdb.whatsapp_cloud.sender import SenderConfig
+
+    url = url_of(database_url)
+    config = SenderConfig.from_env(url)
+    waba = os.environ.get("WHATSAPP_BUSINESS_ACCOUNT_ID", "")
+    if config is None or not waba:
+        fail("set WHATSAPP_ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID and WHATSAPP_BUSINESS_ACCOUNT_ID")
+        return
+    try:
+        listed = templates.fetch(config.graph_url, config.access_token, waba)
+        with psycopg.connect(url) as conn, db.as_service(conn):
+            n = templates.sync(conn, listed)
+    except (templates.TemplateSyncError, PlatformDBError) as exc:
+        fail(str(exc))
+        return
+    approved = sum(1 for t in listed if t.get("status") == "APPROVED")
+    console.print(f"synced {n} templates ({approved} approved)")
+
+
 media_app = typer.Typer(help="Media of inbound messages.", no_args_is_help=True)
 whatsapp_app.add_typer(media_app, name="media")
 

@@ -9,7 +9,9 @@ and can be scripted per recipient: `stub.script("250788123456", [429, 200])` mak
 first request to that number get a 429 and the next one succeed. It also answers
 mark-as-read requests (`status: read`, with the typing indicator), and serves media:
 `stub.add_media(media_id, content, mime_type)` makes `GET /{media-id}` answer the media URL
-(`url`, `mime_type`, `sha256`, `file_size`) and that URL the bytes, both behind the token.
+(`url`, `mime_type`, `sha256`, `file_size`) and that URL the bytes, both behind the token;
+`stub.add_template({...})` lists a template under `GET /{waba-id}/message_templates` (two
+per page, with `paging.next`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from typing import Any
 _PATH = re.compile(r"^/(?:v[0-9.]+/)?(?P<number>[0-9A-Za-z_-]+)/messages$")
 _MEDIA = re.compile(r"^/(?:v[0-9.]+/)?(?P<media>[0-9A-Za-z_-]+)/?$")
 _DOWNLOAD = re.compile(r"^/download/(?P<media>[0-9A-Za-z_-]+)$")
+_TEMPLATES = re.compile(r"^/(?:v[0-9.]+/)?(?P<waba>[0-9]+)/message_templates(?:\?(?P<query>.*))?$")
+TEMPLATES_PAGE = 2  # templates per page, so that paging is exercised
 
 # standard error bodies for scripted statuses
 ERRORS: dict[int, tuple[int, str, str]] = {
@@ -70,6 +74,7 @@ class _State:
     read_receipts: list[tuple[str, bool]] = field(default_factory=list)  # (wa message id, typing)
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # id -> (content, mime type)
     base_url: str = ""
+    templates: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     counter: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -112,6 +117,18 @@ class _Handler(BaseHTTPRequestHandler):
             st.requests.append(Request(time.monotonic(), self.path, self.headers.get("Authorization"), None))
         if self.headers.get("Authorization") != f"Bearer {st.token}":
             return self._error(401, *ERRORS[401])
+        listing = _TEMPLATES.match(self.path)
+        if listing:
+            query = dict(p.split("=", 1) for p in (listing["query"] or "").split("&") if "=" in p)
+            after = int(query.get("after", "0"))
+            with st.lock:
+                page = st.templates[after : after + TEMPLATES_PAGE]
+                more = after + TEMPLATES_PAGE < len(st.templates)
+            doc: dict[str, Any] = {"data": page, "paging": {"cursors": {"after": str(after + len(page))}}}
+            if more:
+                base = st.base_url.rsplit("/", 1)[0]
+                doc["paging"]["next"] = f"{base}/v26.0/{listing['waba']}/message_templates?after={after + len(page)}"
+            return self._answer(200, doc)
         download = _DOWNLOAD.match(self.path)
         lookup = _MEDIA.match(self.path)
         media_id = download["media"] if download else lookup["media"] if lookup else None
@@ -243,6 +260,11 @@ class GraphStub:
         items = [a if isinstance(a, Scripted) else Scripted(a) for a in answers]
         with self.state.lock:
             self.state.scripts.setdefault(recipient.lstrip("+"), deque()).extend(items)
+
+    def add_template(self, template: dict[str, Any]) -> None:
+        """List `template` (a Graph API template object) under GET /{waba-id}/message_templates."""
+        with self.state.lock:
+            self.state.templates.append(template)
 
     def add_media(self, media_id: str, content: bytes, mime_type: str = "image/jpeg") -> None:
         """Serve `content` as the media `media_id` (GET /{media-id}, then its URL)."""
