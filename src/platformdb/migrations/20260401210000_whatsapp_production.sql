@@ -601,19 +601,23 @@ begin
     v_inc := case when p_increment_message_count then 1 else 0 end;
 
     if p_business_user_id is null then
-        -- by phone alone, as before: one statement, concurrent first messages make one session
-        insert into public.whatsapp_sessions as s
-            (phone_number, message_count, conversation_state, context, profile_name,
-             last_activity_at, expires_at)
-        values (p_phone_number, v_inc, coalesce(p_conversation_state, 'idle'),
-                coalesce(p_context, '{}'), p_profile_name, now(), now() + p_session_ttl)
-        on conflict (phone_number) do nothing
-        returning s.id into v_id;
-        if v_id is not null then
-            return v_id;
-        end if;
-        select s.id into v_id from public.whatsapp_sessions s
-         where s.phone_number = p_phone_number for update;
+        -- by phone alone: concurrent first messages make one session (the insert waits for
+        -- a concurrent one and finds its row; when that one rolled back, it inserts again)
+        loop
+            insert into public.whatsapp_sessions as s
+                (phone_number, message_count, conversation_state, context, profile_name,
+                 last_activity_at, expires_at)
+            values (p_phone_number, v_inc, coalesce(p_conversation_state, 'idle'),
+                    coalesce(p_context, '{}'), p_profile_name, now(), now() + p_session_ttl)
+            on conflict (phone_number) do nothing
+            returning s.id into v_id;
+            if v_id is not null then
+                return v_id;
+            end if;
+            select s.id into v_id from public.whatsapp_sessions s
+             where s.phone_number = p_phone_number for update;
+            exit when v_id is not null;
+        end loop;
     else
         -- both identifiers: the first messages of a user are serialised on each of them
         -- (sorted, so two callers never wait for each other crosswise)
