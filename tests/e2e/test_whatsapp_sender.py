@@ -424,8 +424,9 @@ def test_a_reply_carries_the_context_and_a_reaction_is_posted_as_one(
     db_url: str, conn: psycopg.Connection[Any], stub: GraphStub
 ) -> None:
     reply = _enqueue(conn, payload={"body": "Yes, 2,500 RWF"}, reply_to="wamid.question")
-    with db.as_service(conn):
+    with db.as_service(conn):  # one transaction each: queue order is scheduled_at (now()) order
         reaction = wa.send_reaction(conn, PHONE, "wamid.question", "👍")
+    with db.as_service(conn):
         removal = wa.send_reaction(conn, PHONE, "wamid.question", "")
     WhatsAppSender(_config(db_url, stub)).drain()
     bodies = [r.body for r in stub.requests_to(PHONE)]
