@@ -12,6 +12,10 @@ and the project's own class ``PD`` for domain errors:
 | PD004    | NotFound                 | the referenced row does not exist (or is not yours)  |
 | PD005    | LeaseLost                | the caller no longer holds the claim it acts on      |
 | PD006    | AppendOnly               | an UPDATE/DELETE on an append-only table             |
+| PDW01    | OutsideServiceWindow     | a free-form WhatsApp message after the user's        |
+|          |                          | customer-service window closed: send a template      |
+| PDW02    | TemplateMismatch         | a WhatsApp template that is not synced, not approved |
+|          |                          | or given the wrong number of parameters              |
 """
 
 from __future__ import annotations
@@ -67,6 +71,16 @@ class AppendOnly(PlatformDBError):
     """The table refuses UPDATE and DELETE."""
 
 
+class OutsideServiceWindow(PlatformDBError):
+    """A free-form WhatsApp message outside the user's customer-service window (PDW01):
+    WhatsApp would refuse it (131047); an approved template is allowed."""
+
+
+class TemplateMismatch(PlatformDBError):
+    """A WhatsApp template message that the synced templates refuse (PDW02): unknown name or
+    language, not approved, or the wrong number of parameters for a component."""
+
+
 class UniqueViolation(PlatformDBError):
     """A unique constraint was violated."""
 
@@ -82,6 +96,8 @@ SQLSTATE_MAP: dict[str, type[PlatformDBError]] = {
     "PD004": NotFound,
     "PD005": LeaseLost,
     "PD006": AppendOnly,
+    "PDW01": OutsideServiceWindow,
+    "PDW02": TemplateMismatch,
     "42501": PermissionDenied,
     "23505": UniqueViolation,
     "57P01": DatabaseUnavailable,  # admin_shutdown

@@ -88,14 +88,29 @@ limit 1
 """
 
 
-def check_names_free(conn: psycopg.Connection, pending: list[Migration]) -> None:
-    """Raise NameTakenError naming the first object of `pending` whose name is taken."""
+def new_names(m: Migration, earlier: list[Migration]) -> list[CreatedObject]:
+    """What `m` creates in `public` under names of its own: not a function given a new body
+    (OR REPLACE), nor one an earlier file created and `m` recreates with more parameters."""
+    ours = {(o.schema, o.name) for e in earlier for o in created_objects(e.text()) if o.kind == "function"}
+    return [
+        o
+        for o in created_objects(m.text())
+        if o.schema == "public" and not o.replaces and not (o.kind == "function" and (o.schema, o.name) in ours)
+    ]
+
+
+def check_names_free(
+    conn: psycopg.Connection, pending: list[Migration], every: list[Migration] | None = None
+) -> None:
+    """Raise NameTakenError naming the first object of `pending` whose name is taken.
+
+    A function an earlier migration of ours created (`every`: all migrations, applied or
+    not) may be given a new body (CREATE OR REPLACE; `platformdb lint` lets a file replace
+    only a function an earlier file created) or be recreated by a later one with more
+    parameters: its name is ours, not taken.
+    """
     for m in pending:
-        for obj in created_objects(m.text()):
-            if obj.schema not in ("public",) or obj.replaces:
-                # OR REPLACE: `platformdb lint` (additive-only) lets a file replace only a
-                # function an earlier file of the set created, which that file's guard checked
-                continue
+        for obj in new_names(m, [e for e in (every or pending) if e.version < m.version]):
             row = conn.execute(TAKEN_SQL, {"schema": obj.schema, "name": obj.name}).fetchone()
             if row:
                 raise NameTakenError(

@@ -359,7 +359,7 @@ def up(
         from platformdb import guard
 
         # additive only: refuse before changing anything (compat layer and ledger included)
-        guard.check_names_free(conn, pending)
+        guard.check_names_free(conn, pending, migrations)
         if ensure_compat(conn):
             progress("installed the Supabase compatibility layer")
         problem = ensure_role_timeouts(conn)

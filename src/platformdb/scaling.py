@@ -57,12 +57,20 @@ PLAN: dict[str, Placement] = {
         "phone_number",
         "one row per phone; every webhook and activity update is keyed by the phone",
         whatsapp_sessions_pkey="PRIMARY KEY (phone_number, id) — or drop the surrogate id",
+        whatsapp_sessions_business_user_id_key=(
+            "a directory table whatsapp_user_directory (business_user_id PRIMARY KEY, phone_number,"
+            " session id) distributed by business_user_id; a session known only by its"
+            " business-scoped user id (phone_number null, which Citus refuses as a distribution"
+            " value) is then keyed by a placeholder phone_number = business_user_id"
+        ),
     ),
     "whatsapp_message_queue": local(
         "an outbound queue claimed globally by priority with SKIP LOCKED; thousands/s fit one node"
     ),
     "whatsapp_inbound_messages": local("work queue for the app; small and short-lived"),
     "whatsapp_status_backlog": local("tiny buffer for statuses that outran the sender"),
+    "whatsapp_quarantine": local("a handful of webhook items waiting for a fix; read by operators"),
+    "whatsapp_templates": reference("the account's templates: a few hundred rows, read by every enqueue"),
     # §3.3 payments
     "transactions": distributed(
         "user_id",

@@ -51,17 +51,19 @@ def test_migrating_leaves_the_existing_application_untouched(
     assert existing_app.works(app_url) == behaviour
 
 
+def _new_names(m: migrate.Migration, earlier: list[migrate.Migration]) -> list[guard.CreatedObject]:
+    """What `m` creates under names of its own (what its guard must check)."""
+    return guard.new_names(m, earlier)
+
+
 def _last_created(migrations_dir: Path) -> tuple[migrate.Migration, guard.CreatedObject]:
     """The last table or function the last migration creating one creates (the latest point a
     guard can stop; a later file that only replaces function bodies creates no name)."""
-    for last in reversed(migrate.discover(migrations_dir)):
-        objs = [
-            o
-            for o in guard.created_objects(last.text())
-            if o.schema == "public" and o.kind in ("table", "function") and not o.replaces
-        ]
+    every = migrate.discover(migrations_dir)
+    for i in range(len(every) - 1, -1, -1):
+        objs = [o for o in _new_names(every[i], every[:i]) if o.kind in ("table", "function")]
         if objs:
-            return last, objs[-1]
+            return every[i], objs[-1]
     raise AssertionError("no migration creates a table or function")
 
 
@@ -126,10 +128,8 @@ MIGRATIONS = [
 
 
 def _creates_names(m: migrate.Migration) -> bool:
-    return any(
-        o.schema == "public" and o.kind in ("table", "function") and not o.replaces
-        for o in guard.created_objects(m.text())
-    )
+    earlier = [e for e in MIGRATIONS if e.version < m.version]
+    return any(o.kind in ("table", "function") for o in _new_names(m, earlier))
 
 
 CREATING = [m for m in MIGRATIONS if _creates_names(m)]
@@ -171,14 +171,11 @@ def test_each_file_guards_itself_when_run_without_the_runner(app_url: str, m: mi
     for e in earlier:
         with psycopg.connect(app_url, autocommit=True) as conn:
             conn.execute(e.text())  # type: ignore[arg-type]
-    taken = [
-        o
-        for o in guard.created_objects(m.text())
-        if o.schema == "public" and o.kind in ("table", "function") and not o.replaces  # OR REPLACE: ours already
-    ][-1]
+    taken = [o for o in _new_names(m, earlier) if o.kind in ("table", "function")][-1]
     with psycopg.connect(app_url, autocommit=True) as conn:
         _take(conn, taken)
-        mine = [o for o in guard.created_objects(m.text()) if o.schema == "public" and o != taken and not o.replaces]
+        # functions an earlier file created and this one replaces or recreates exist already, rightly
+        mine = [o for o in _new_names(m, earlier) if o != taken]
         with pytest.raises(psycopg.Error) as info:
             conn.execute(m.text())  # type: ignore[arg-type]
         conn.execute("rollback")

@@ -38,7 +38,7 @@ EXPECTED = {
     "/services": ["wa-webhook", "payments-api"],
     "/queues": ["notifications", "payouts", "ride-matching", "reports.daily", "HTTP 503 from provider"],
     "/payments": ["RWF", "completed", "failed"],
-    "/whatsapp": ["delivered", "Message undeliverable"],
+    "/whatsapp": ["delivered", "Message undeliverable", "What messages cost", "utility", "Webhook quarantine"],
     "/cache": ["profile", "fare"],
     "/flags": ["new-checkout", "rides.surge-pricing"],
     "/partitions": ["transactions_p", "system_metrics", "event_store"],
@@ -357,6 +357,7 @@ ISSUE_FAMILIES = {  # the families the issue lists, by what they measure
     "dead letters": "platformdb_dead_letters",
     "transactions by status": "platformdb_transactions_24h",
     "WhatsApp statuses": "platformdb_whatsapp_messages_24h",
+    "WhatsApp billable messages by category": "platformdb_whatsapp_billable_messages_24h",
     "cache hit ratio": "platformdb_cache_hit_ratio",
     "service health": "platformdb_service_health",
     "partition months ahead": "platformdb_partition_months_ahead",
@@ -402,6 +403,14 @@ def test_metrics_parse_and_carry_every_family(demo_client: TestClient, medium_de
             "select count(*) from public.whatsapp_message_queue where delivered_at >= now() - interval '24 hours'"
         ).fetchone()
         assert delivered and value("platformdb_whatsapp_messages_24h", status="delivered") == delivered[0] > 0
+        for category, sent, billable in conn.execute(
+            "select coalesce(pricing_category, 'unknown'), count(*), count(*) filter (where pricing_billable)"
+            " from public.whatsapp_message_queue where sent_at >= now() - interval '24 hours' group by 1"
+        ).fetchall():
+            assert value("platformdb_whatsapp_sent_by_category_24h", category=category) == sent
+            assert value("platformdb_whatsapp_billable_messages_24h", category=category) == billable
+        assert value("platformdb_whatsapp_billable_messages_24h", category="utility") > 0
+        assert value("platformdb_whatsapp_quarantine_open") == 0
         for table in ("transactions", "system_metrics", "system_audit_logs", "event_store"):
             assert value("platformdb_partition_months_ahead", table=table) >= 3
         for name, status in conn.execute(

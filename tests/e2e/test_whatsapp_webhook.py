@@ -5,6 +5,7 @@ PostgreSQL out. Most tests drive the Starlette app in-process; one runs
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -106,6 +107,7 @@ def test_a_signed_inbound_text_updates_the_session_and_is_recorded(
         "statuses_applied": 0,
         "statuses_unchanged": 0,
         "statuses_ignored": 0,
+        "quarantined": 0,
     }
     s = conn.execute(
         "select message_count, status, profile_name, context -> 'last_inbound' ->> 'id', last_activity_at"
@@ -181,47 +183,188 @@ def _with_message(msg: dict[str, Any]) -> bytes:
     return _body(doc)
 
 
-MALFORMED = {
-    "not-json": b"{not json",
-    "array": b"[]",
-    "no-entry": _body({"object": "whatsapp_business_account"}),
-    "entry-not-list": _body({"object": "whatsapp_business_account", "entry": {"id": "1"}}),
-    "wrong-object": _body({"object": "page", "entry": []}),
-    "no-changes": _body({"object": "whatsapp_business_account", "entry": [{"id": "1"}]}),
-    "value-not-object": _body(
-        {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": []}]}]}
+def test_a_body_that_is_not_json_is_refused_and_nothing_is_stored(
+    client: TestClient, conn: psycopg.Connection[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="platformdb.whatsapp.webhook"):
+        r = _post(client, b"{not json")
+    assert r.status_code == 400 and "malformed" in r.json()["error"]
+    assert _stored(conn) == (0, 0, 0) and count(conn, "whatsapp_quarantine") == 0
+    assert any("not JSON" in rec.getMessage() for rec in caplog.records)  # the reason is logged
+
+
+# signed JSON in a shape that cannot be stored (whole or in part): 200, the good part stored,
+# the rest quarantined with its reason
+UNSTORABLE = {
+    "array": (b"[]", "notification", "body must be an object"),
+    "no-entry": (_body({"object": "whatsapp_business_account"}), "notification", "entry is missing"),
+    "entry-not-list": (
+        _body({"object": "whatsapp_business_account", "entry": {"id": "1"}}),
+        "notification",
+        "entry must be an array",
     ),
-    "message-without-from": _with_message({"id": "wamid.2", "timestamp": "1", "type": "text", "text": {"body": "y"}}),
-    "from-not-a-number": _with_message(
-        {"from": "+25078", "id": "wamid.2", "timestamp": "1", "type": "text", "text": {"body": "y"}}
+    "wrong-object": (_body({"object": "page", "entry": []}), "notification", "whatsapp_business_account"),
+    "no-changes": (
+        _body({"object": "whatsapp_business_account", "entry": [{"id": "1"}]}),
+        "entry",
+        "entry[0].changes is missing",
     ),
-    "bad-timestamp": _with_message(
-        {"from": FROM, "id": "wamid.2", "timestamp": "yesterday", "type": "text", "text": {"body": "y"}}
+    "value-not-object": (
+        _body(
+            {
+                "object": "whatsapp_business_account",
+                "entry": [{"id": "1", "changes": [{"field": "messages", "value": []}]}],
+            }
+        ),
+        "change",
+        "value must be an object",
     ),
-    "text-without-body": _with_message({"from": FROM, "id": "wamid.2", "timestamp": "1", "type": "text"}),
-    "status-without-id": _body(payloads.status_notification("wamid.s", "read", FROM, timestamp=TS)).replace(
-        b'"id": "wamid.s", ', b""
+    "message-without-sender": (
+        _with_message({"id": "wamid.2", "timestamp": "1", "type": "text", "text": {"body": "y"}}),
+        "message",
+        "neither from (phone) nor from_user_id",
+    ),
+    "from-not-a-number": (
+        _with_message({"from": "+25078", "id": "wamid.2", "timestamp": "1", "type": "text", "text": {"body": "y"}}),
+        "message",
+        "from must be a phone number",
+    ),
+    "bad-timestamp": (
+        _with_message({"from": FROM, "id": "wamid.2", "timestamp": "yesterday", "type": "text", "text": {"body": "y"}}),
+        "message",
+        "timestamp must be a Unix timestamp",
+    ),
+    "text-without-body": (
+        _with_message({"from": FROM, "id": "wamid.2", "timestamp": "1", "type": "text"}),
+        "message",
+        "text.body must be a string",
+    ),
+    "status-without-id": (
+        _body(payloads.status_notification("wamid.s", "read", FROM, timestamp=TS)).replace(b'"id": "wamid.s", ', b""),
+        "status",
+        "id must be a non-empty string",
     ),
 }
 
 
-@pytest.mark.parametrize("name", sorted(MALFORMED))
-def test_a_malformed_body_is_refused_and_nothing_is_stored(
-    client: TestClient, conn: psycopg.Connection[Any], name: str
+@pytest.mark.parametrize("name", sorted(UNSTORABLE))
+def test_what_cannot_be_stored_is_quarantined_and_the_rest_kept(
+    client: TestClient, conn: psycopg.Connection[Any], caplog: pytest.LogCaptureFixture, name: str
 ) -> None:
-    r = _post(client, MALFORMED[name])
-    assert r.status_code == 400, r.text
-    assert "malformed" in r.json()["error"]
-    assert _stored(conn) == (0, 0, 0)  # the valid first message of a batch is not kept either
+    body, kind, reason = UNSTORABLE[name]
+    with caplog.at_level(logging.WARNING, logger="platformdb.whatsapp.webhook"):
+        r = _post(client, body)
+    assert r.status_code == 200, r.text
+    assert r.json()["quarantined"] == 1
+    rows = conn.execute("select item_kind, reason, notification_id, resolved_at from whatsapp_quarantine").fetchall()
+    assert len(rows) == 1 and rows[0][0] == kind and reason in rows[0][1], rows
+    assert rows[0][2] == payloads.notification_id(body) and rows[0][3] is None
+    assert any(reason in rec.getMessage() for rec in caplog.records if rec.levelno == logging.WARNING)
+    # the good message beside it (the _with_message cases) is stored
+    good = 1 if b"wamid.ok" in body else 0
+    assert count(conn, "whatsapp_inbound_messages") == good
+    # Meta's redelivery of the same notification quarantines nothing twice
+    assert _post(client, body).status_code == 200
+    assert conn.execute("select count(*), max(seen_count) from whatsapp_quarantine").fetchone() == (1, 2)
+    assert count(conn, "whatsapp_inbound_messages") == good
 
 
-def test_a_batch_the_database_refuses_is_refused_whole(client: TestClient, conn: psycopg.Connection[Any]) -> None:
-    doc = payloads.text_notification(FROM, "first", "wamid.first", timestamp=TS)
+def test_a_good_message_and_one_without_from_then_requeue_after_a_fix(
+    client: TestClient, conn: psycopg.Connection[Any], db_url: str
+) -> None:
+    """The issue's acceptance: 200, the good one stored, the other quarantined with its
+    reason; after a fix, the requeue stores it exactly once."""
+    doc = payloads.text_notification(FROM, "good one", "wamid.good", timestamp=TS)
+    doc["entry"][0]["changes"][0]["value"]["messages"].append(
+        {"id": "wamid.nofrom", "timestamp": str(TS), "type": "text", "text": {"body": "who am I"}}
+    )
+    r = _post(client, _body(doc))
+    assert r.status_code == 200 and r.json()["messages"] == 1 and r.json()["quarantined"] == 1
+    assert conn.execute("select whatsapp_message_id from whatsapp_inbound_messages").fetchall() == [("wamid.good",)]
+    [(qid, path, reason)] = conn.execute("select id, item_path, reason from whatsapp_quarantine").fetchall()
+    assert path == "entry[0].changes[0].value.messages[1]" and "neither from (phone) nor from_user_id" in reason
+
+    # requeue before the fix: still fails, stays open, the attempt counted
+    out = _cli(db_url, "requeue-quarantine")
+    assert out.returncode == 2 and "requeued 1: 1 failed" in out.stdout, out.stdout + out.stderr
+    assert conn.execute("select attempts, resolved_at from whatsapp_quarantine").fetchone() == (1, None)
+
+    # the fix: the sender's business-scoped user id, as WhatsApp's later payloads carry it
+    with db.as_service(conn):
+        conn.execute(
+            'update whatsapp_quarantine set item = item || \'{"from_user_id": "RW.4711"}\' where id = %s', (qid,)
+        )
+    out = _cli(db_url, "requeue-quarantine")
+    assert out.returncode == 0 and "requeued 1: 1 stored" in out.stdout, out.stdout + out.stderr
+    assert conn.execute(
+        "select from_user_id, from_phone, body from whatsapp_inbound_messages"
+        " where whatsapp_message_id = 'wamid.nofrom'"
+    ).fetchone() == ("RW.4711", None, "who am I")
+    assert conn.execute("select resolution, attempts from whatsapp_quarantine").fetchone() == ("stored", 2)
+    # once: another requeue has nothing to do, and Meta's redelivery neither stores nor reopens
+    assert "requeued 0" in _cli(db_url, "requeue-quarantine").stdout
+    assert _post(client, _body(doc)).json()["duplicates"] == 1
+    assert count(conn, "whatsapp_inbound_messages") == 2
+    assert conn.execute("select count(*), max(seen_count) from whatsapp_quarantine").fetchone() == (1, 2)
+    stats = json.loads(_cli(db_url, "stats", "--json").stdout)["quarantine"]
+    assert stats["open_items"] == 0 and stats["resolved_24h"] == 1
+
+
+def _cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "platformdb.cli", "whatsapp", *args, "--database-url", db_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+    )
+
+
+def test_nul_characters_and_oversized_fields_are_stored_in_a_safe_form(
+    client: TestClient, conn: psycopg.Connection[Any]
+) -> None:
+    doc = payloads.text_notification(FROM, "before\x00after", "wamid.nul", timestamp=TS, name="Ali\x00ne")
     big = {"from": FROM, "id": "wamid.big", "timestamp": str(TS), "type": "text", "text": {"body": "x" * 70000}}
     doc["entry"][0]["changes"][0]["value"]["messages"].append(big)
     r = _post(client, _body(doc))
-    assert r.status_code == 400 and "p_payload is too large" in r.json()["error"]
-    assert _stored(conn) == (0, 0, 0)
+    assert r.status_code == 200 and r.json()["messages"] == 2 and r.json()["quarantined"] == 0, r.text
+    nul = conn.execute(
+        "select body, payload -> 'text' ->> 'body', adjustments, original_bytes, profile_name"
+        " from whatsapp_inbound_messages where whatsapp_message_id = 'wamid.nul'"
+    ).fetchone()
+    assert nul is not None
+    assert nul[0] == nul[1] == "before\\u0000after"  # escaped, nothing lost
+    assert nul[2] == [{"path": "text.body", "action": "escaped"}] and nul[3] > 0
+    assert nul[4] == "Ali\\u0000ne"
+    row = conn.execute(
+        "select char_length(payload -> 'text' ->> 'body'), char_length(body), adjustments, original_bytes"
+        " from whatsapp_inbound_messages where whatsapp_message_id = 'wamid.big'"
+    ).fetchone()
+    assert row is not None
+    assert row[0] == payloads.MAX_FIELD_CHARS and row[1] == 4096
+    assert row[2] == [{"path": "text.body", "action": "truncated", "original_chars": 70000}]
+    assert row[3] == len(json.dumps(big).encode())
+
+
+def test_a_value_the_database_refuses_is_quarantined_with_its_reason(
+    client: TestClient, conn: psycopg.Connection[Any]
+) -> None:
+    """The parser lets it through, the database's check refuses it: only that item is rolled
+    back (a savepoint) and quarantined with the database's message."""
+    doc = payloads.text_notification(FROM, "first", "wamid.first", timestamp=TS)
+    # thousands of short fields: nothing to truncate, but over the 64 KiB the row allows
+    phones = [{"phone": f"+2507{i:08d}", "type": "CELL", "wa_id": f"2507{i:08d}"} for i in range(2500)]
+    contacts = {"from": FROM, "id": "wamid.contacts", "timestamp": str(TS), "type": "contacts"}
+    contacts["contacts"] = [{"name": {"formatted_name": "Many", "first_name": "Many"}, "phones": phones}]
+    doc["entry"][0]["changes"][0]["value"]["messages"].append(contacts)
+    doc["entry"][0]["changes"][0]["value"]["messages"].append(
+        {"from": FROM, "id": "wamid.third", "timestamp": str(TS), "type": "text", "text": {"body": "third"}}
+    )
+    r = _post(client, _body(doc))
+    assert r.status_code == 200 and r.json()["messages"] == 2 and r.json()["quarantined"] == 1
+    [(kind, reason)] = conn.execute("select item_kind, reason from whatsapp_quarantine").fetchall()
+    assert kind == "message" and "refused by the database: p_payload is too large" in reason
+    assert conn.execute("select message_count from whatsapp_sessions").fetchone() == (2,)
 
 
 def test_an_oversized_body_is_refused(client: TestClient, conn: psycopg.Connection[Any]) -> None:

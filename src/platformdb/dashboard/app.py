@@ -400,6 +400,17 @@ def whatsapp_page(request: Request) -> Response:
         stats = q.whatsapp(conn)
         sessions = q.whatsapp_sessions(conn)
         failures = q.whatsapp_failures(conn)
+        quarantine = q.whatsapp_quarantine(conn)
+        costs = q.whatsapp_costs(conn)
+    categories = sorted({r["category"] for r in costs})
+    days = sorted({r["bucket"] for r in costs}, reverse=True)
+    cells = {(r["bucket"], r["category"]): (r["messages"], r["billable"]) for r in costs}
+    cost_rows = [(day, {c: cells.get((day, c)) for c in categories}) for day in days]
+    billable_chart = charts.hbars(
+        [(c, float(sum(r["billable"] for r in costs if r["category"] == c))) for c in categories],
+        label="billable messages by category, last 7 days",
+        css="c2",
+    )
     funnel = charts.funnel(
         [
             ("sent", int(stats.get("sent_24h") or 0)),
@@ -418,6 +429,10 @@ def whatsapp_page(request: Request) -> Response:
         stats=stats,
         sessions=sessions,
         failures=failures,
+        quarantine=quarantine,
+        categories=categories,
+        cost_rows=cost_rows,
+        billable_chart=billable_chart,
         funnel=funnel,
         failure_chart=failure_chart,
     )

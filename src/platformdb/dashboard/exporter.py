@@ -46,6 +46,11 @@ FAMILIES: dict[str, str] = {
     "platformdb_whatsapp_oldest_pending_age_seconds": "Age of the oldest due outbound WhatsApp message.",
     "platformdb_whatsapp_expired_leases": "Outbound WhatsApp messages claimed by a sender whose lease ran out.",
     "platformdb_whatsapp_inbound_24h": "Inbound WhatsApp messages received in the last 24 hours.",
+    "platformdb_whatsapp_billable_messages_24h": "Outbound WhatsApp messages sent in the last 24 hours that WhatsApp"
+    " bills, by pricing category.",
+    "platformdb_whatsapp_sent_by_category_24h": "Outbound WhatsApp messages sent in the last 24 hours, by pricing"
+    " category (unknown until a status with pricing arrives).",
+    "platformdb_whatsapp_quarantine_open": "Webhook items waiting in quarantine (could not be stored).",
     "platformdb_cache_hit_ratio": "Cache hit ratio over the last 24 hours per namespace and cache type.",
     "platformdb_cache_lookups_24h": "Cache lookups in the last 24 hours per namespace, cache type and result.",
     "platformdb_cache_entries": "Live cache entries per cache type.",
@@ -143,7 +148,19 @@ def collect(conn: q.Conn, primary: q.Conn | None = None) -> list[Metric]:
     wa_expired.add_metric([], _f(w.get("expired_leases")))
     wa_in = _g("platformdb_whatsapp_inbound_24h")
     wa_in.add_metric([], _f(w.get("inbound_24h")))
-    out += [wa, wa_depth, wa_age, wa_expired, wa_in]
+    billable = _g("platformdb_whatsapp_billable_messages_24h", ["category"])
+    by_category = _g("platformdb_whatsapp_sent_by_category_24h", ["category"])
+    per_category: dict[str, tuple[float, float]] = {}
+    for r in q.whatsapp_costs(conn, timedelta(hours=24), timedelta(hours=24)):
+        m, b = per_category.get(r["category"], (0.0, 0.0))
+        per_category[r["category"]] = (m + _f(r["messages"]), b + _f(r["billable"]))
+    for category, (m, b) in sorted(per_category.items()):
+        by_category.add_metric([category], m)
+        billable.add_metric([category], b)
+    quarantined = _g("platformdb_whatsapp_quarantine_open")
+    newest = q.whatsapp_quarantine(conn, 1)
+    quarantined.add_metric([], _f(newest[0]["open_total"]) if newest else 0.0)
+    out += [wa, wa_depth, wa_age, wa_expired, wa_in, billable, by_category, quarantined]
 
     ratio = _g("platformdb_cache_hit_ratio", ["namespace", "cache_type"])
     lookups = _g("platformdb_cache_lookups_24h", ["namespace", "cache_type", "result"])

@@ -50,6 +50,8 @@ THROUGHPUT = "select * from public.monitoring_throughput(p_window => %(window)s,
 WHATSAPP = "select * from public.monitoring_whatsapp()"
 WHATSAPP_SESSIONS = "select * from public.monitoring_whatsapp_sessions()"
 WHATSAPP_FAILURES = "select * from public.monitoring_whatsapp_failures(p_window => %(window)s, p_limit => %(limit)s)"
+WHATSAPP_QUARANTINE = "select * from public.monitoring_whatsapp_quarantine(p_limit => %(limit)s)"
+WHATSAPP_COSTS = "select * from public.monitoring_whatsapp_costs(p_window => %(window)s, p_bucket => %(bucket)s)"
 PAYMENT_VOLUME = "select * from public.monitoring_payment_volume(p_window => %(window)s, p_bucket => %(bucket)s)"
 PAYMENT_OPEN = "select * from public.monitoring_payment_open()"
 CACHE = "select * from public.monitoring_cache()"
@@ -79,6 +81,8 @@ SOURCES: dict[str, str] = {
     "whatsapp": "whatsapp_queue_stats",
     "whatsapp_sessions": "whatsapp_session_stats",
     "whatsapp_failures": "monitoring_whatsapp_failures",
+    "whatsapp_quarantine": "monitoring_whatsapp_quarantine",
+    "whatsapp_costs": "monitoring_whatsapp_costs",
     "payment_volume": "monitoring_payment_volume",
     "payment_open": "monitoring_payment_open",
     "cache": "cache_stats",
@@ -146,6 +150,16 @@ def whatsapp_sessions(conn: Conn) -> list[dict[str, Any]]:
 
 def whatsapp_failures(conn: Conn, span: timedelta = timedelta(hours=24), limit: int = 20) -> list[dict[str, Any]]:
     return rows(conn, WHATSAPP_FAILURES, {"window": span, "limit": limit})
+
+
+def whatsapp_quarantine(conn: Conn, limit: int = 20) -> list[dict[str, Any]]:
+    return rows(conn, WHATSAPP_QUARANTINE, {"limit": limit})
+
+
+def whatsapp_costs(
+    conn: Conn, span: timedelta = timedelta(days=7), bucket: timedelta = timedelta(days=1)
+) -> list[dict[str, Any]]:
+    return rows(conn, WHATSAPP_COSTS, {"window": span, "bucket": bucket})
 
 
 def payment_volume(conn: Conn, w: Window) -> list[dict[str, Any]]:

@@ -3,7 +3,8 @@
 Everything goes through the real functions (as service_role): inbound messages as the
 webhook records them, outbound messages enqueued, claimed and marked the way the sender
 does (with made-up wa message ids, no network), then delivery statuses as WhatsApp reports
-them, a few permanent failures, and some messages left pending for the dashboard's queue.
+them (with their pricing: free service replies, billed utility templates), a few permanent
+failures, and some messages left pending for the dashboard's queue.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ INBOUND = (
     "Send 5000 RWF to my brother",
     "Thank you!",
 )
+PRICING_SERVICE = {"billable": False, "pricing_model": "PMP", "category": "service", "type": "free_customer_service"}
+PRICING_TEMPLATE = {"billable": True, "pricing_model": "PMP", "category": "utility", "type": "regular"}
 REPLIES = (
     "Your driver is on the way: Toyota RAC 123 A, 4 minutes.",
     "Fare estimate: 2,500 RWF. Reply YES to confirm.",
@@ -76,6 +79,9 @@ def run(conn: psycopg.Connection[Any], scale: int, rng: random.Random, tick: Cal
         conn, phones[0], "location", {"latitude": -1.9536, "longitude": 30.0606, "name": "Kigali Convention Centre"}
     )
     queued += 1
+    for phone in phones[: max(1, len(phones) // 10)]:  # ride receipts: a billed utility template
+        wa.enqueue_message(conn, phone, "template", {"name": "ride_receipt", "language": {"code": "en_US"}})
+        queued += 1
 
     # play the sender for most of the queue; leave the rest pending
     counts = {"sent": 0, "delivered": 0, "read": 0, "failed": 0}
@@ -95,7 +101,9 @@ def run(conn: psycopg.Connection[Any], scale: int, rng: random.Random, tick: Cal
         wa.mark_sent(conn, msg.id, wa_id)
         counts["sent"] += 1
         if rng.random() < 0.9:
-            wa.apply_status(conn, wa_id, "delivered", now)
+            # what WhatsApp says it costs: replies in the service window are free, templates billed
+            pricing = PRICING_TEMPLATE if msg.message_type == "template" else PRICING_SERVICE
+            wa.apply_status(conn, wa_id, "delivered", now, pricing=pricing)
             counts["delivered"] += 1
             if rng.random() < 0.6:
                 wa.apply_status(conn, wa_id, "read", now)

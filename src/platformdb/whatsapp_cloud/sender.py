@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -40,12 +41,20 @@ import psycopg
 from platformdb import db
 from platformdb.errors import PlatformDBError
 from platformdb.sdk import whatsapp as wa
-from platformdb.whatsapp_cloud.payloads import build_message_request
+from platformdb.whatsapp_cloud.payloads import build_message_request, read_receipt_request
 from platformdb.worker import Duty, WorkerConfig
 
 log = logging.getLogger("platformdb.whatsapp.sender")
 
-DEFAULT_GRAPH_URL = "https://graph.facebook.com/v23.0"
+# the Graph API version of the requests (WHATSAPP_GRAPH_VERSION); v26.0 is the current one
+# (released 29 July 2026)
+DEFAULT_GRAPH_VERSION = "v26.0"
+GRAPH_HOST = "https://graph.facebook.com"
+DEFAULT_GRAPH_URL = f"{GRAPH_HOST}/{DEFAULT_GRAPH_VERSION}"
+_GRAPH_VERSION = re.compile(r"^v[0-9]{1,3}\.[0-9]{1,2}$")
+# 131047 "Re-engagement message": more than 24 hours since the user last wrote. Not worth
+# retrying: only a template gets through until the user writes again.
+OUTSIDE_WINDOW_CODE = 131047
 # Graph/Cloud API error codes that mean "later", whatever the HTTP status: API throttling
 # (4, 80007), throughput and pair rate limits (130429, 131056), temporary errors (1, 2,
 # 131000 something went wrong, 131016 service unavailable, 133004 server unavailable).
@@ -60,8 +69,13 @@ class SenderConfig:
     graph_url: str = DEFAULT_GRAPH_URL
     rate_per_second: float | None = 80.0  # None: no limit (benchmarks)
     burst: int = 1
+    # WhatsApp's pair rate limit (131056): about one message every 6 s to the same user,
+    # with bursts allowed; a message that would wait longer than pair_max_wait is deferred
+    pair_interval: float | None = 6.0  # None: no pair limit
+    pair_burst: int = 45
+    pair_max_wait: float = 10.0
     batch_size: int = 50
-    lease_seconds: int = 120
+    lease_seconds: int = 150
     max_in_flight: int = 32
     http_timeout: float = 15.0
     http_attempts: int = 3
@@ -77,11 +91,16 @@ class SenderConfig:
     def __post_init__(self) -> None:
         if self.rate_per_second is not None and self.rate_per_second <= 0:
             raise ValueError("rate_per_second must be positive (or None for no limit)")
+        if self.pair_interval is not None and self.pair_interval <= 0:
+            raise ValueError("pair_interval must be positive (or None for no pair limit)")
+        if self.pair_burst < 1 or self.pair_max_wait < 0:
+            raise ValueError("pair_burst must be >= 1 and pair_max_wait >= 0")
         if self.burst < 1 or self.batch_size < 1 or self.max_in_flight < 1 or self.http_attempts < 1:
             raise ValueError("burst, batch_size, max_in_flight and http_attempts must be >= 1")
         worst = self.http_attempts * self.http_timeout + (self.http_attempts - 1) * max(
             self.backoff_max, self.retry_after_max
         )
+        worst += self.pair_max_wait  # waiting for the recipient's pair limit
         if self.lease_seconds < worst + 10:
             raise ValueError(
                 f"lease_seconds ({self.lease_seconds}) must exceed the longest a message can take"
@@ -113,10 +132,17 @@ class SenderConfig:
             "access_token": token,
             "phone_number_id": number,
         }
-        if env.get("WHATSAPP_GRAPH_URL"):
+        version = env.get("WHATSAPP_GRAPH_VERSION", "")
+        if version:
+            if not _GRAPH_VERSION.match(version):
+                raise ValueError(f"WHATSAPP_GRAPH_VERSION must look like v26.0, got {version!r}")
+            kwargs["graph_url"] = f"{GRAPH_HOST}/{version}"
+        if env.get("WHATSAPP_GRAPH_URL"):  # a full base URL (a proxy, the local stand-in) wins
             kwargs["graph_url"] = env["WHATSAPP_GRAPH_URL"]
         if env.get("WHATSAPP_RATE_PER_SECOND"):
             kwargs["rate_per_second"] = float(env["WHATSAPP_RATE_PER_SECOND"])
+        if env.get("WHATSAPP_PAIR_INTERVAL_SECONDS"):
+            kwargs["pair_interval"] = float(env["WHATSAPP_PAIR_INTERVAL_SECONDS"])
         kwargs.update(overrides)
         return cls(**kwargs)
 
@@ -159,9 +185,45 @@ class RateLimiter:
         return not stop.is_set()
 
 
+class PairLimiter:
+    """WhatsApp's per-recipient (pair) rate limit, one cell-rate limiter per recipient:
+    `burst` messages at once, then one every `interval` seconds. A reservation that would wait
+    more than `max_wait` is not taken (the caller defers the message instead)."""
+
+    def __init__(self, interval: float | None, burst: int, clock: Callable[[], float] = time.monotonic):
+        self.interval = interval
+        self.tolerance = 0.0 if interval is None else (burst - 1) * interval
+        self.clock = clock
+        self._tat: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def reserve(self, recipient: str, max_wait: float) -> float | None:
+        """Seconds to wait before sending to `recipient`, or None (nothing reserved) when
+        that would be more than `max_wait`."""
+        if self.interval is None:
+            return 0.0
+        with self._lock:
+            now = self.clock()
+            tat = max(self._tat.get(recipient, now), now)
+            wait = max(0.0, tat - self.tolerance - now)
+            if wait > max_wait:
+                return None
+            self._tat[recipient] = tat + self.interval
+            if len(self._tat) > 100_000:  # forget recipients whose slots are all free again
+                self._tat = {k: v for k, v in self._tat.items() if v > now}
+        return wait
+
+    def next_free_in(self, recipient: str) -> float:
+        if self.interval is None:
+            return 0.0
+        with self._lock:
+            now = self.clock()
+            return max(0.0, self._tat.get(recipient, now) - self.tolerance - now)
+
+
 @dataclass
 class Outcome:
-    kind: str  # sent | retry | permanent | released
+    kind: str  # sent | retry | permanent | released | deferred
     whatsapp_message_id: str | None = None
     error: str | None = None
     detail: dict[str, Any] | None = None
@@ -226,9 +288,33 @@ def classify(response: httpx.Response) -> Outcome:
             http_status=status,
         )
     error, detail, code = _graph_error(response)
+    if code == OUTSIDE_WINDOW_CODE:
+        error = f"outside the customer-service window (WhatsApp {OUTSIDE_WINDOW_CODE}): send a template. {error}"[:2000]
+        return Outcome("permanent", error=error, detail=detail, http_status=status)
     if status == 429 or status >= 500 or (code is not None and code in RETRYABLE_CODES):
         return Outcome("retry", error=error, detail=detail, retry_after=_retry_after(response), http_status=status)
     return Outcome("permanent", error=error, detail=detail, http_status=status)
+
+
+def mark_read(
+    config: SenderConfig,
+    whatsapp_message_id: str,
+    typing_indicator: bool = False,
+    *,
+    http: httpx.Client | None = None,
+) -> None:
+    """Mark an inbound message read (and show the typing indicator) right away: a UI signal,
+    not queued. Raises RuntimeError with the Graph API's error when it is refused."""
+    body = read_receipt_request(whatsapp_message_id, typing_indicator)
+    headers = {"Authorization": f"Bearer {config.access_token}"}
+    client = http or httpx.Client(timeout=config.http_timeout)
+    try:
+        response = client.post(config.messages_url, json=body, headers=headers)
+    finally:
+        if http is None:
+            client.close()
+    if not 200 <= response.status_code < 300:
+        raise RuntimeError(_graph_error(response)[0])
 
 
 class WhatsAppSender(Duty):
@@ -237,6 +323,7 @@ class WhatsAppSender(Duty):
     def __init__(self, config: SenderConfig, *, http: httpx.Client | None = None):
         self.config = config
         self.limiter = RateLimiter(config.rate_per_second, config.burst)
+        self.pairs = PairLimiter(config.pair_interval, config.pair_burst)
         self._http = http
         self.stats: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
@@ -251,10 +338,24 @@ class WhatsAppSender(Duty):
         """POST one message, retrying what is retryable; never raises."""
         cfg = self.config
         try:
-            body = build_message_request(msg.recipient_phone, msg.message_type, msg.payload, msg.correlation_id)
+            body = build_message_request(
+                msg.recipient_phone,
+                msg.message_type,
+                msg.payload,
+                msg.correlation_id,
+                recipient_user_id=msg.recipient_user_id,
+                reply_to=msg.reply_to_message_id,
+            )
         except ValueError as exc:
             return Outcome("permanent", error=f"cannot build the request: {exc}")
         headers = {"Authorization": f"Bearer {cfg.access_token}"}
+        recipient = msg.recipient_phone or msg.recipient_user_id or ""
+        pair_wait = self.pairs.reserve(recipient, cfg.pair_max_wait)
+        if pair_wait is None:  # the recipient's pair limit: later, without counting an attempt
+            self._count("deferred")
+            return Outcome("deferred", retry_after=self.pairs.next_free_in(recipient))
+        if pair_wait > 0 and stop.wait(pair_wait):
+            return Outcome("released")
         outcome = Outcome("released")
         for attempt in range(1, cfg.http_attempts + 1):
             if not self.limiter.acquire(stop):
@@ -302,9 +403,11 @@ class WhatsAppSender(Duty):
             self._count("record_errors")
             log.error("message %s: could not record %s: %s", msg.id, outcome.kind, exc)
             return
-        self._count(counted)
+        if counted:
+            self._count(counted)
         if counted in ("failed", "retried"):
-            log.warning("message %s to %s: %s (%s)", msg.id, msg.recipient_phone, outcome.error, counted)
+            recipient = msg.recipient_phone or msg.recipient_user_id
+            log.warning("message %s to %s: %s (%s)", msg.id, recipient, outcome.error, counted)
 
     def _record(self, conn: psycopg.Connection[Any], msg: wa.OutboundMessage, outcome: Outcome) -> str:
         if outcome.kind == "sent":
@@ -314,6 +417,9 @@ class WhatsAppSender(Duty):
         if outcome.kind == "released":
             wa.release_message(conn, msg.id)
             return "released"
+        if outcome.kind == "deferred":
+            wa.defer_message(conn, msg.id, max(1, math.ceil(outcome.retry_after or 1)))
+            return ""  # counted when the pair limit deferred it
         retryable = outcome.kind == "retry"
         retry_in = None
         if retryable and outcome.retry_after is not None:
@@ -358,7 +464,8 @@ class WhatsAppSender(Duty):
             return 0
         groups: dict[str, list[wa.OutboundMessage]] = {}
         for msg in batch:
-            groups.setdefault(msg.recipient_phone, []).append(msg)
+            # one recipient's messages go out in order, one at a time
+            groups.setdefault(msg.recipient_phone or msg.recipient_user_id or "", []).append(msg)
         pending: set[Future[list[tuple[wa.OutboundMessage, Outcome]]]] = {
             pool.submit(self._deliver_group, http, g, stop) for g in groups.values()
         }

@@ -4,11 +4,15 @@
   the configured `hub.verify_token` → 200 with `hub.challenge`; a wrong token → 403.
 - `POST /webhooks/whatsapp` checks `X-Hub-Signature-256` (HMAC-SHA256 of the raw body keyed
   by the app secret, compared in constant time): missing or wrong → 401 and nothing stored.
-  A body that is not a notification in the documented shape → 400, nothing stored. A valid
-  one is stored in one transaction, acting as service_role: each inbound message through
-  `record_whatsapp_inbound_message` (session activity + a row for the app to handle), each
-  status through `apply_whatsapp_status`. Both are idempotent, so Meta's redeliveries are
-  harmless; a database failure → 500 and Meta delivers again later.
+  A body that is not JSON → 400, nothing stored (and the reason logged). Every other signed
+  notification → 200: it is stored in one transaction, acting as service_role, each item in
+  its own savepoint: each inbound message through `record_whatsapp_inbound_message` (session
+  activity + a row for the app to handle), each status through `apply_whatsapp_status`
+  (with its pricing). An item that cannot be stored (no sender, a value the database
+  refuses, a notification in an unknown shape) goes to `whatsapp_quarantine` with its reason,
+  logged at WARNING; the others are kept (`platformdb whatsapp requeue-quarantine` retries
+  the quarantine after a fix). Storing is idempotent, so Meta's redeliveries are harmless; a
+  database outage → 500 and Meta delivers again later.
 - `GET /healthz`: 200 when the database answers.
 """
 
@@ -29,14 +33,14 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from platformdb import db
-from platformdb.errors import InvalidInput, PlatformDBError
-from platformdb.sdk import whatsapp as wa
+from platformdb.errors import PlatformDBError
 from platformdb.whatsapp_cloud.payloads import (
     MalformedPayload,
     WebhookBatch,
     parse_webhook,
     signature_valid,
 )
+from platformdb.whatsapp_cloud.store import store_batch
 
 log = logging.getLogger("platformdb.whatsapp.webhook")
 
@@ -72,25 +76,8 @@ class _Store:
         self.pool.close()
 
     def store(self, batch: WebhookBatch) -> dict[str, int]:
-        counts = {"messages": 0, "duplicates": 0, "statuses_applied": 0, "statuses_unchanged": 0}
         with self.pool.connection() as conn, db.as_service(conn):
-            for m in batch.messages:
-                r = wa.record_inbound(
-                    conn,
-                    m.whatsapp_message_id,
-                    m.from_phone,
-                    m.message_type,
-                    m.payload,
-                    sent_at=m.sent_at,
-                    profile_name=m.profile_name,
-                    phone_number_id=m.phone_number_id,
-                )
-                counts["messages" if r.is_new else "duplicates"] += 1
-            for s in batch.statuses:
-                moved = wa.apply_status(conn, s.whatsapp_message_id, s.status, s.at, s.error)
-                counts["statuses_applied" if moved else "statuses_unchanged"] += 1
-        counts["statuses_ignored"] = batch.ignored_statuses
-        return counts
+            return store_batch(conn, batch)
 
     def ping(self) -> bool:
         with self.pool.connection() as conn:
@@ -138,6 +125,7 @@ def create_app(
     async def receive(request: Request) -> Response:
         body = await _read_limited(request, max_body_bytes)
         if body is None:
+            log.warning("webhook: refused a body over %d bytes from %s", max_body_bytes, request.client)
             return JSONResponse({"error": "body too large"}, 413)
         if not signature_valid(body, request.headers.get("x-hub-signature-256"), app_secret):
             log.warning("webhook: missing or invalid X-Hub-Signature-256 from %s", request.client)
@@ -145,13 +133,12 @@ def create_app(
         try:
             batch = parse_webhook(body)
         except MalformedPayload as exc:
+            log.warning("webhook: refused a signed body that is not JSON: %s", str(exc)[:300])
             return JSONResponse({"error": f"malformed notification: {exc}"}, 400)
         for err in batch.errors:
             log.warning("webhook: WhatsApp reported an error: %s", err)
         try:
             counts = await run_in_threadpool(store.store, batch)
-        except InvalidInput as exc:  # the database refused a value the parser let through
-            return JSONResponse({"error": f"malformed notification: {exc.message}"}, 400)
         except (PlatformDBError, psycopg.Error) as exc:
             log.error("webhook: could not store the notification: %s", exc)
             return JSONResponse({"error": "temporarily unable to store the notification"}, 500)
