@@ -133,4 +133,5 @@ PLAN: dict[str, Placement] = {
     "maintenance_runs": local("maintenance history"),
     "maintenance_schedule": local("maintenance schedule"),
     "archived_partitions": local("catalog of detached partitions"),
+    "extension_privileges_revoked": local("what the security migration revoked on extension objects"),
 }
