@@ -196,9 +196,7 @@ select id, user_id, type, provider, masked_number, label, is_default, is_active,
  order by is_default desc, created_at
 """
 SET_DEFAULT_PAYMENT_METHOD = "select public.set_default_payment_method(p_payment_method_id => %s)"
-DEACTIVATE_PAYMENT_METHOD = (
-    "update public.payment_methods set is_active = false where id = %s and is_active"
-)
+DEACTIVATE_PAYMENT_METHOD = "update public.payment_methods set is_active = false where id = %s and is_active"
 
 _DIGITS = re.compile(r"\d")
 
@@ -301,14 +299,10 @@ def recent_transactions(
     """Rows of `user_recent_transactions` (last 30 days), newest first. A signed-in user
     sees only their own whatever `user_id` says; a service may filter by `user_id`."""
     with wrap_errors(), conn.cursor(row_factory=class_row(RecentTransaction)) as cur:
-        return cur.execute(
-            RECENT_TRANSACTIONS, {"user_id": _uuid_or_none(user_id), "limit": limit}
-        ).fetchall()
+        return cur.execute(RECENT_TRANSACTIONS, {"user_id": _uuid_or_none(user_id), "limit": limit}).fetchall()
 
 
-def transaction_events(
-    conn: psycopg.Connection[Any], transaction_id: UUID | str
-) -> list[TransactionEvent]:
+def transaction_events(conn: psycopg.Connection[Any], transaction_id: UUID | str) -> list[TransactionEvent]:
     """The status history of a transaction, oldest first (creation included)."""
     with wrap_errors(), conn.cursor(row_factory=class_row(TransactionEvent)) as cur:
         return cur.execute(TRANSACTION_EVENTS, (_uuid_or_none(transaction_id),)).fetchall()
