@@ -40,6 +40,10 @@ def f(name: str, strategies: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
     return out
 
 
+def one(name: str, *constraints: dict[str, Any]) -> dict[str, Any]:
+    return f(name, [{"name": "default", "constraints": list(constraints)}])
+
+
 def props(**p: str) -> dict[str, Any]:
     return {"properties": p}
 
@@ -117,19 +121,19 @@ STRATEGIES = {
 OPERATORS = {
     "name": "P02-operators",
     "features": [
-        f("O.in", [{"name": "default", "constraints": [c("country", "IN", values=["RW", "UG"])]}]),
-        f("O.in.empty", [{"name": "default", "constraints": [c("country", "IN", values=[])]}]),
-        f("O.not_in", [{"name": "default", "constraints": [c("country", "NOT_IN", values=["RW"])]}]),
-        f("O.not_in.empty", [{"name": "default", "constraints": [c("country", "NOT_IN", values=[])]}]),
-        f("O.in.inverted", [{"name": "default", "constraints": [c("country", "IN", values=["RW"], inverted=True)]}]),
-        f("O.in.userId", [{"name": "default", "constraints": [c("userId", "IN", values=["122", "user-1"])]}]),
-        f("O.in.env", [{"name": "default", "constraints": [c("environment", "IN", values=["staging"])]}]),
-        f("O.contains", [{"name": "default", "constraints": [c("email", "STR_CONTAINS", values=["@acme."])]}]),
+        one("O.in", c("country", "IN", values=["RW", "UG"])),
+        one("O.in.empty", c("country", "IN", values=[])),
+        one("O.not_in", c("country", "NOT_IN", values=["RW"])),
+        one("O.not_in.empty", c("country", "NOT_IN", values=[])),
+        one("O.in.inverted", c("country", "IN", values=["RW"], inverted=True)),
+        one("O.in.userId", c("userId", "IN", values=["122", "user-1"])),
+        one("O.in.env", c("environment", "IN", values=["staging"])),
+        one("O.contains", c("email", "STR_CONTAINS", values=["@acme."])),
         f(
             "O.contains.ci",
             [{"name": "default", "constraints": [c("email", "STR_CONTAINS", values=["@ACME."], caseInsensitive=True)]}],
         ),
-        f("O.starts", [{"name": "default", "constraints": [c("phone", "STR_STARTS_WITH", values=["+250", "+256"])]}]),
+        one("O.starts", c("phone", "STR_STARTS_WITH", values=["+250", "+256"])),
         f(
             "O.starts.ci.inv",
             [
@@ -141,16 +145,16 @@ OPERATORS = {
                 }
             ],
         ),
-        f("O.ends", [{"name": "default", "constraints": [c("email", "STR_ENDS_WITH", values=[".rw"])]}]),
+        one("O.ends", c("email", "STR_ENDS_WITH", values=[".rw"])),
         f(
             "O.ends.ci",
             [{"name": "default", "constraints": [c("email", "STR_ENDS_WITH", values=[".RW"], caseInsensitive=True)]}],
         ),
-        f("O.num_eq", [{"name": "default", "constraints": [c("age", "NUM_EQ", value="30")]}]),
-        f("O.num_gt", [{"name": "default", "constraints": [c("age", "NUM_GT", value="18.5")]}]),
-        f("O.num_gte", [{"name": "default", "constraints": [c("age", "NUM_GTE", value="30")]}]),
-        f("O.num_lt", [{"name": "default", "constraints": [c("age", "NUM_LT", value="-1e1")]}]),
-        f("O.num_lte.inv", [{"name": "default", "constraints": [c("age", "NUM_LTE", value="30", inverted=True)]}]),
+        one("O.num_eq", c("age", "NUM_EQ", value="30")),
+        one("O.num_gt", c("age", "NUM_GT", value="18.5")),
+        one("O.num_gte", c("age", "NUM_GTE", value="30")),
+        one("O.num_lt", c("age", "NUM_LT", value="-1e1")),
+        one("O.num_lte.inv", c("age", "NUM_LTE", value="30", inverted=True)),
         f(
             "O.date_after",
             [{"name": "default", "constraints": [c("currentTime", "DATE_AFTER", value="2026-04-01T00:00:00.000Z")]}],
@@ -163,22 +167,22 @@ OPERATORS = {
             "O.date_prop",
             [{"name": "default", "constraints": [c("signup", "DATE_AFTER", value="2025-01-01T00:00:00Z")]}],
         ),
-        f("O.semver_eq", [{"name": "default", "constraints": [c("version", "SEMVER_EQ", value="1.2.3")]}]),
-        f("O.semver_gt", [{"name": "default", "constraints": [c("version", "SEMVER_GT", value="1.2.3-beta.2")]}]),
-        f("O.semver_gte", [{"name": "default", "constraints": [c("version", "SEMVER_GTE", value="1.2.3")]}]),
-        f("O.semver_lt", [{"name": "default", "constraints": [c("version", "SEMVER_LT", value="2.0.0")]}]),
+        one("O.semver_eq", c("version", "SEMVER_EQ", value="1.2.3")),
+        one("O.semver_gt", c("version", "SEMVER_GT", value="1.2.3-beta.2")),
+        one("O.semver_gte", c("version", "SEMVER_GTE", value="1.2.3")),
+        one("O.semver_lt", c("version", "SEMVER_LT", value="2.0.0")),
         f(
             "O.semver_lte.inv",
             [{"name": "default", "constraints": [c("version", "SEMVER_LTE", value="1.2.3", inverted=True)]}],
         ),
-        f("O.regex", [{"name": "default", "constraints": [c("email", "REGEX", value="^[a-z]+@acme\\.(com|rw)$")]}]),
+        one("O.regex", c("email", "REGEX", value="^[a-z]+@acme\\.(com|rw)$")),
         f(
             "O.regex.ci",
             [{"name": "default", "constraints": [c("email", "REGEX", value="^ADMIN", caseInsensitive=True)]}],
         ),
-        f("O.regex.flag", [{"name": "default", "constraints": [c("email", "REGEX", value="(?i)^bob@")]}]),
-        f("O.regex.word", [{"name": "default", "constraints": [c("phone", "REGEX", value="\\b250\\b")]}]),
-        f("O.regex.posix", [{"name": "default", "constraints": [c("country", "REGEX", value="^[[:upper:]]{2}$")]}]),
+        one("O.regex.flag", c("email", "REGEX", value="(?i)^bob@")),
+        one("O.regex.word", c("phone", "REGEX", value="\\b250\\b")),
+        one("O.regex.posix", c("country", "REGEX", value="^[[:upper:]]{2}$")),
         f(
             "O.cidr",
             [{"name": "default", "constraints": [c("remoteAddress", "IN_CIDR", values=["10.0.0.0/8", "bad", "::1"])]}],
