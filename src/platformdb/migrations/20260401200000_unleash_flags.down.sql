@@ -381,26 +381,33 @@ drop function public.feature_flag_context_value(jsonb, text);
 drop function public.feature_flag_context(jsonb, text, text);
 drop function public.feature_flag_hash(text, text, bigint, bigint);
 
-alter table public.feature_flag_evaluations drop constraint feature_flag_evaluations_flag_key_format;
-alter table public.feature_flag_evaluations add constraint feature_flag_evaluations_flag_key_format
-    check (flag_key ~ '^[A-Za-z0-9][A-Za-z0-9_.~-]{0,99}$' or flag_key in ('(invalid)', '(other)'));
-alter table public.feature_flags drop constraint feature_flags_key_format;
-alter table public.feature_flags add constraint feature_flags_key_format
-    check (key ~ '^[A-Za-z0-9][A-Za-z0-9_.~-]{0,99}$');
-alter table public.feature_flags drop constraint feature_flags_rollout_strategy_valid;
-alter table public.feature_flags add constraint feature_flags_rollout_strategy_valid
-    check (rollout_strategy in ('percentage', 'user_list', 'condition', 'all', 'none'));
+alter table public.feature_flag_evaluations drop constraint feature_flag_evaluations_flag_key_utf8_format;
+-- squawk-ignore constraint-missing-not-valid
+alter table public.feature_flag_evaluations add constraint feature_flag_evaluations_flag_key_format check (flag_key ~ '^[A-Za-z0-9][A-Za-z0-9_.~-]{0,99}$' or flag_key in ('(invalid)', '(other)'));
+alter table public.feature_flags drop constraint feature_flags_key_utf8_format;
+-- squawk-ignore constraint-missing-not-valid
+alter table public.feature_flags add constraint feature_flags_key_format check (key ~ '^[A-Za-z0-9][A-Za-z0-9_.~-]{0,99}$');
+alter table public.feature_flags drop constraint feature_flags_rollout_strategy_known;
+-- squawk-ignore constraint-missing-not-valid
+alter table public.feature_flags add constraint feature_flags_rollout_strategy_valid check (rollout_strategy in ('percentage', 'user_list', 'condition', 'all', 'none'));
 alter table public.feature_flags
     drop column dependencies,
     drop column variants,
     drop column strategies;
 
 revoke all on function
-    public.upsert_feature_flag(text, text, boolean, text, integer, uuid[], jsonb, text, text, boolean)
+    public.upsert_feature_flag(text, text, boolean, text, integer, uuid[], jsonb, text, text, boolean),
+    public.feature_flag_store_counts(jsonb, text, boolean),
+    public.record_feature_flag_evaluations(jsonb),
+    public.is_feature_enabled(text, uuid, text, jsonb),
+    public.evaluate_feature_flag(text, uuid, text, jsonb)
     from public, anon, authenticated, service_role;
 grant execute on function
-    public.upsert_feature_flag(text, text, boolean, text, integer, uuid[], jsonb, text, text, boolean)
+    public.upsert_feature_flag(text, text, boolean, text, integer, uuid[], jsonb, text, text, boolean),
+    public.record_feature_flag_evaluations(jsonb),
+    public.evaluate_feature_flag(text, uuid, text, jsonb)
     to service_role;
+grant execute on function public.is_feature_enabled(text, uuid, text, jsonb) to authenticated, service_role;
 
 comment on function public.is_feature_enabled(text, uuid, text, jsonb) is
     'True when the flag is on for the user in the environment (context feeds the condition strategy). Unknown or disabled flag -> false, never an error. A signed-in user evaluates for themself only (another p_user_id -> 42501) and secret flags are false for them. Counted without a write per call.';
@@ -410,5 +417,7 @@ comment on function public.upsert_feature_flag(text, text, boolean, text, intege
     'Creates a flag or changes the given fields (null keeps the current value). Service only. Bad input -> 22023/22003/22004 naming the parameter.';
 comment on column public.feature_flags.key is 'Flag key used by callers (letters, digits, . _ ~ -; case-sensitive).';
 comment on column public.feature_flags.rollout_strategy is 'percentage, user_list, condition, all or none.';
+comment on function public.feature_flag_store_counts(jsonb, text, boolean) is 'Internal: upserts aggregated evaluation counts into the current UTC hour under the evaluations lock.';
+comment on function public.record_feature_flag_evaluations(jsonb) is 'Adds counts of SDK (local) evaluations: [{flag_key, environment, reason, count}]. Service only.';
 
 COMMIT;

@@ -48,28 +48,32 @@ create table public.feature_flag_segments (
 );
 
 alter table public.feature_flags
-    add column strategies jsonb not null default '[]',
-    add column variants jsonb not null default '[]',
-    add column dependencies jsonb not null default '[]',
-    add constraint feature_flags_strategies_array
+    add column strategies jsonb not null default '[]'
+        constraint feature_flags_strategies_array
         check (jsonb_typeof(strategies) = 'array' and pg_column_size(strategies) <= 524288),
-    add constraint feature_flags_variants_array
+    add column variants jsonb not null default '[]'
+        constraint feature_flags_variants_array
         check (jsonb_typeof(variants) = 'array' and pg_column_size(variants) <= 65536),
-    add constraint feature_flags_dependencies_array
+    add column dependencies jsonb not null default '[]'
+        constraint feature_flags_dependencies_array
         check (jsonb_typeof(dependencies) = 'array' and pg_column_size(dependencies) <= 16384);
 
--- 'strategies': the flag is described by its strategies only (the legacy columns are unused)
-alter table public.feature_flags drop constraint feature_flags_rollout_strategy_valid;
-alter table public.feature_flags add constraint feature_flags_rollout_strategy_valid
-    check (rollout_strategy in ('percentage', 'user_list', 'condition', 'all', 'none', 'strategies'));
-
+-- Two checks become wider; each is replaced in place (a table scan of the flags, a few rows):
+-- 'strategies': the flag is described by its strategies only (the legacy columns are unused);
 -- UTF-8 flag names (Unleash's): any characters but blanks, controls and | ( ) " ' \ /
+-- (| separates the parts of a counting slot; ( ) mark the sentinels (invalid) and (other)).
+-- squawk-ignore ban-drop-constraint
+alter table public.feature_flags drop constraint feature_flags_rollout_strategy_valid;
+-- squawk-ignore constraint-missing-not-valid
+alter table public.feature_flags add constraint feature_flags_rollout_strategy_known check (rollout_strategy in ('percentage', 'user_list', 'condition', 'all', 'none', 'strategies'));
+-- squawk-ignore ban-drop-constraint
 alter table public.feature_flags drop constraint feature_flags_key_format;
-alter table public.feature_flags add constraint feature_flags_key_format
-    check (key ~ '^[^\x01-\x20\x7f|()"''\\/]{1,100}$');
+-- squawk-ignore constraint-missing-not-valid
+alter table public.feature_flags add constraint feature_flags_key_utf8_format check (key ~ '^[^\x01-\x20\x7f|()"''\\/]{1,100}$');
+-- squawk-ignore ban-drop-constraint
 alter table public.feature_flag_evaluations drop constraint feature_flag_evaluations_flag_key_format;
-alter table public.feature_flag_evaluations add constraint feature_flag_evaluations_flag_key_format
-    check (flag_key ~ '^[^\x01-\x20\x7f|()"''\\/]{1,100}$' or flag_key in ('(invalid)', '(other)'));
+-- squawk-ignore constraint-missing-not-valid
+alter table public.feature_flag_evaluations add constraint feature_flag_evaluations_flag_key_utf8_format check (flag_key ~ '^[^\x01-\x20\x7f|()"''\\/]{1,100}$' or flag_key in ('(invalid)', '(other)'));
 
 -- ---------------------------------------------------------------------------------------
 -- functions: hashing, context, operators (pure helpers; the SDK mirrors each one exactly)
@@ -1647,6 +1651,8 @@ $$;
 -- ---------------------------------------------------------------------------------------
 -- functions: writes
 -- ---------------------------------------------------------------------------------------
+-- replaced right below with three more optional parameters (named calls keep working)
+-- squawk-ignore ban-drop-function
 drop function public.upsert_feature_flag(text, text, boolean, text, integer, uuid[], jsonb, text, text, boolean);
 
 -- Creates a flag or changes the given fields (a null parameter keeps the current value).
@@ -1877,6 +1883,18 @@ grant execute on function
     public.delete_feature_flag_segment(text)
     to service_role;
 grant execute on function public.get_feature_variant(text, uuid, text, jsonb) to authenticated, service_role;
+-- replaced functions: the same grants as in 20260401130000
+revoke all on function
+    public.feature_flag_store_counts(jsonb, text, boolean),
+    public.record_feature_flag_evaluations(jsonb),
+    public.is_feature_enabled(text, uuid, text, jsonb),
+    public.evaluate_feature_flag(text, uuid, text, jsonb)
+    from public, anon, authenticated, service_role;
+grant execute on function
+    public.record_feature_flag_evaluations(jsonb),
+    public.evaluate_feature_flag(text, uuid, text, jsonb)
+    to service_role;
+grant execute on function public.is_feature_enabled(text, uuid, text, jsonb) to authenticated, service_role;
 
 -- ---------------------------------------------------------------------------------------
 -- comments
@@ -1914,6 +1932,8 @@ comment on function public.feature_flag_check_strategies(text, jsonb) is 'Valida
 comment on function public.feature_flag_check_dependencies(text, jsonb) is 'Validates parent requirements.';
 comment on function public.feature_flag_legacy_strategies(text, text, integer, uuid[], jsonb) is
     'The strategies equivalent to a legacy rollout (percentage, user_list, condition, all, none).';
+comment on function public.feature_flag_store_counts(jsonb, text, boolean) is 'Internal: upserts aggregated evaluation counts into the current UTC hour under the evaluations lock (UTF-8 keys).';
+comment on function public.record_feature_flag_evaluations(jsonb) is 'Adds counts of SDK (local) evaluations: [{flag_key, environment, reason, count}]. Service only.';
 comment on function public.feature_flag_count(text, text, text) is 'Internal: counts one SQL evaluation in the backend''s memory and flushes when due.';
 comment on function public.feature_flags_validate() is 'Trigger: validates and normalizes every written flag; legacy columns -> strategies.';
 comment on function public.feature_flag_segments_validate() is 'Trigger: validates segments; refuses deleting one that is in use (23503).';
