@@ -29,6 +29,7 @@ class CreatedObject:
     kind: str  # table, view, function, sequence, type, index
     schema: str
     name: str
+    replaces: bool = False  # CREATE OR REPLACE FUNCTION of a function an earlier file created
 
     def __str__(self) -> str:
         return f"{self.kind} {self.schema}.{self.name}"
@@ -59,7 +60,8 @@ def created_objects(sql: str) -> list[CreatedObject]:
         elif isinstance(s, ast.CreateSeqStmt):
             out.append(_rangevar("sequence", s.sequence))
         elif isinstance(s, ast.CreateFunctionStmt):
-            out.append(_qualified("function", s.funcname))
+            f = _qualified("function", s.funcname)
+            out.append(CreatedObject(f.kind, f.schema, f.name, bool(s.replace)))
         elif isinstance(s, ast.CreateEnumStmt):
             out.append(_qualified("type", s.typeName))
         elif isinstance(s, ast.CompositeTypeStmt):
@@ -90,7 +92,9 @@ def check_names_free(conn: psycopg.Connection, pending: list[Migration]) -> None
     """Raise NameTakenError naming the first object of `pending` whose name is taken."""
     for m in pending:
         for obj in created_objects(m.text()):
-            if obj.schema not in ("public",):
+            if obj.schema not in ("public",) or obj.replaces:
+                # OR REPLACE: `platformdb lint` (additive-only) lets a file replace only a
+                # function an earlier file of the set created, which that file's guard checked
                 continue
             row = conn.execute(TAKEN_SQL, {"schema": obj.schema, "name": obj.name}).fetchone()
             if row:

@@ -361,7 +361,7 @@ begin
 end
 $$;
 
-drop function public.feature_flag_count(text, text, text);
+drop function public.feature_flag_count(text, text, text, boolean);
 drop table public.feature_flag_segments;
 drop function public.feature_flag_segments_notify_change();
 drop function public.feature_flag_segments_validate();

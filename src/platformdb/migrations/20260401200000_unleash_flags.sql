@@ -1310,9 +1310,26 @@ select public.enable_audit('public.feature_flag_segments');
 -- functions: evaluation entry points and counting
 -- ---------------------------------------------------------------------------------------
 
--- Counts one evaluation in this backend's memory (platformdb.flag_evaluations, see
--- is_feature_enabled in 20260401130000) and flushes the pending counts when due. Never raises.
-create function public.feature_flag_count(p_flag_key text, p_environment text, p_reason text)
+-- Counts one evaluation in this backend's memory (the custom setting
+-- platformdb.flag_evaluations, {"<key>|<environment>|<reason>": n, "#n": pending total, "#t":
+-- epoch of the oldest}) and flushes when 1000 are pending or the oldest is 10 s old, unless
+-- the transaction is read-only or another flush holds the lock. What keeps it bounded (the
+-- rules of migration 20260401180000, for UTF-8 keys):
+-- - a key that is not well-formed is counted as "(invalid)";
+-- - a key no flag has (p_reason 'unknown') asked by a non-service caller (p_service false:
+--   anon, authenticated) is counted as "(other)";
+-- - a service's unknown keys: at most 256 distinct per backend and UTC hour, then "(other)";
+--   the keys already seen live in platformdb.flag_unknown_keys ({"#w": hour,
+--   "<key>|<environment>": 1, ...}), which no flush clears: the cap holds across flushes;
+-- - at most 256 distinct slots pending per backend (then "(other)").
+-- Never raises: on any error the pending counts are dropped. Not SECURITY DEFINER: called from
+-- is_feature_enabled and get_feature_variant (definers), executable by no API role.
+create function public.feature_flag_count(
+    p_flag_key text,
+    p_environment text,
+    p_reason text,
+    p_service boolean
+)
 returns void
 language plpgsql
 volatile
@@ -1321,6 +1338,9 @@ as $$
 declare
     v_raw text;
     v_state jsonb;
+    v_seen jsonb;
+    v_hour text;
+    v_unknown text;
     v_slot text;
     v_count bigint;
     v_pending integer;
@@ -1329,10 +1349,31 @@ begin
     v_state := case when v_raw is null or v_raw = '' then '{}'::jsonb else v_raw::jsonb end;
     v_slot := p_flag_key || '|' || p_environment || '|' || p_reason;
     v_count := (v_state ->> v_slot)::bigint;
-    if v_count is null then  -- a new slot: checked once, not on every call
+    if v_count is null then  -- a new slot: checked once per flush, not on every call
         if p_flag_key !~ '^[^\x01-\x20\x7f|()"''\\/]{1,100}$' then
             v_slot := '(invalid)|' || p_environment || '|' || p_reason;
-        elsif (select count(*) from pg_catalog.jsonb_object_keys(v_state)) >= 258 then
+        elsif p_reason = 'unknown' and not coalesce(p_service, false) then
+            v_slot := '(other)|' || p_environment || '|' || p_reason;
+        elsif p_reason = 'unknown' then
+            v_hour := pg_catalog.to_char(pg_catalog.clock_timestamp() at time zone 'UTC',
+                                         'YYYY-MM-DD"T"HH24');
+            v_raw := pg_catalog.current_setting('platformdb.flag_unknown_keys', true);
+            v_seen := case when v_raw is null or v_raw = '' then '{}'::jsonb else v_raw::jsonb end;
+            if v_seen ->> '#w' is distinct from v_hour then
+                v_seen := pg_catalog.jsonb_build_object('#w', v_hour);
+            end if;
+            v_unknown := p_flag_key || '|' || p_environment;
+            if not v_seen ? v_unknown then
+                if (select count(*) from pg_catalog.jsonb_object_keys(v_seen)) > 256 then
+                    v_slot := '(other)|' || p_environment || '|' || p_reason;
+                else
+                    v_seen := v_seen || pg_catalog.jsonb_build_object(v_unknown, 1);
+                end if;
+            end if;
+            perform pg_catalog.set_config('platformdb.flag_unknown_keys', v_seen::text, false);
+        end if;
+        if v_slot not like '(%'
+           and (select count(*) from pg_catalog.jsonb_object_keys(v_state)) >= 258 then
             v_slot := '(other)|' || p_environment || '|' || p_reason;
         end if;
         v_count := coalesce((v_state ->> v_slot)::bigint, 0);
@@ -1505,7 +1546,7 @@ begin
                                                  v_flag.dependencies, p_environment, v_ctx) ->> 'enabled')::boolean;
         v_reason := case when v_result then 'match' else 'no_match' end;
     end if;
-    perform public.feature_flag_count(p_flag_key, p_environment, v_reason);
+    perform public.feature_flag_count(p_flag_key, p_environment, v_reason, not v_for_user);
     return v_result;
 end
 $$;
@@ -1582,7 +1623,7 @@ begin
         v_variant := case when v_enabled then nullif(v_out -> 'variant', 'null'::jsonb) end;
         v_reason := case when v_enabled then 'match' else 'no_match' end;
     end if;
-    perform public.feature_flag_count(p_flag_key, p_environment, v_reason);
+    perform public.feature_flag_count(p_flag_key, p_environment, v_reason, not v_for_user);
     return coalesce(v_variant, '{"name": "disabled", "enabled": false}'::jsonb)
            || pg_catalog.jsonb_build_object('feature_enabled', v_enabled);
 end
@@ -1659,7 +1700,7 @@ drop function public.upsert_feature_flag(text, text, boolean, text, integer, uui
 -- p_strategies, p_variants and p_dependencies are Unleash's shapes; the legacy parameters
 -- (p_rollout_strategy, p_rollout_percentage, p_target_users, p_conditions) still work and
 -- are turned into strategies. Everything is validated (feature_flags_validate).
-create function public.upsert_feature_flag(
+create or replace function public.upsert_feature_flag(
     p_key text,
     p_environment text default 'production',
     p_enabled boolean default null,
@@ -1854,7 +1895,7 @@ revoke all on function
     public.feature_flag_check_strategies(text, jsonb),
     public.feature_flag_check_dependencies(text, jsonb),
     public.feature_flag_legacy_strategies(text, text, integer, uuid[], jsonb),
-    public.feature_flag_count(text, text, text),
+    public.feature_flag_count(text, text, text, boolean),
     public.feature_flags_validate(),
     public.feature_flag_segments_validate(),
     public.feature_flag_segments_notify_change(),
@@ -1934,7 +1975,7 @@ comment on function public.feature_flag_legacy_strategies(text, text, integer, u
     'The strategies equivalent to a legacy rollout (percentage, user_list, condition, all, none).';
 comment on function public.feature_flag_store_counts(jsonb, text, boolean) is 'Internal: upserts aggregated evaluation counts into the current UTC hour under the evaluations lock (UTF-8 keys).';
 comment on function public.record_feature_flag_evaluations(jsonb) is 'Adds counts of SDK (local) evaluations: [{flag_key, environment, reason, count}]. Service only.';
-comment on function public.feature_flag_count(text, text, text) is 'Internal: counts one SQL evaluation in the backend''s memory and flushes when due.';
+comment on function public.feature_flag_count(text, text, text, boolean) is 'Internal: counts one SQL evaluation in the backend''s memory and flushes when due; unknown keys from users count as (other), a service''s distinct unknown keys are capped per hour across flushes.';
 comment on function public.feature_flags_validate() is 'Trigger: validates and normalizes every written flag; legacy columns -> strategies.';
 comment on function public.feature_flag_segments_validate() is 'Trigger: validates segments; refuses deleting one that is in use (23503).';
 comment on function public.feature_flag_segments_notify_change() is 'Trigger: NOTIFY platformdb_feature_flags {op: segment} (clients reload every flag).';
@@ -1946,7 +1987,7 @@ comment on function public.upsert_feature_flag_segment(text, jsonb, text, intege
     'Creates or updates a segment by name (or by id when given); returns its id. Service only.';
 comment on function public.delete_feature_flag_segment(text) is 'Deletes a segment by name; 23503 while used. Service only.';
 comment on function public.is_feature_enabled(text, uuid, text, jsonb) is
-    'True when the flag is on for the context (Unleash model: strategies OR''ed, constraints AND''ed, segments, dependencies). Unknown or disabled flag -> false, never an error. A signed-in user evaluates for themself only (another p_user_id or context userId -> 42501) and secret flags are false for them. Counted without a write per call.';
+    'True when the flag is on for the context (Unleash model: strategies OR''ed, constraints AND''ed, segments, dependencies). Unknown or disabled flag -> false, never an error. A signed-in user evaluates for themself only (another p_user_id or context userId -> 42501) and secret flags are false for them. Counted without a write per call; unknown keys from a user are counted as (other).';
 comment on function public.evaluate_feature_flag(text, uuid, text, jsonb) is
     'The same decision as is_feature_enabled with its reason (match, no_match, disabled, unknown), the flag row used, its rollout_strategy and the user''s bucket. Not counted. Service only.';
 

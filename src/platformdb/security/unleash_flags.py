@@ -20,3 +20,9 @@ TABLES = [
         "evaluate through is_feature_enabled / get_feature_variant",
     ),
 ]
+
+# SECURITY DEFINER functions a signed-in user may execute (platformdb verify).
+DEFINER_EXECUTE = {
+    "get_feature_variant": "authenticated: evaluates for themself only (userId is auth.uid()), secret flags"
+    " are off; unknown keys are counted as (other)",
+}
