@@ -54,7 +54,11 @@ def test_migrating_leaves_the_existing_application_untouched(
 def _last_created(migrations_dir: Path) -> tuple[migrate.Migration, guard.CreatedObject]:
     """The last table or function the last migration creates (the latest point a guard can stop)."""
     last = migrate.discover(migrations_dir)[-1]
-    objs = [o for o in guard.created_objects(last.text()) if o.schema == "public" and o.kind in ("table", "function")]
+    objs = [
+        o
+        for o in guard.created_objects(last.text())
+        if o.schema == "public" and o.kind in ("table", "function") and not o.replaces
+    ]
     return last, objs[-1]
 
 
@@ -126,10 +130,14 @@ def test_each_file_guards_itself_when_run_without_the_runner(app_url: str, m: mi
     for e in earlier:
         with psycopg.connect(app_url, autocommit=True) as conn:
             conn.execute(e.text())  # type: ignore[arg-type]
-    taken = [o for o in guard.created_objects(m.text()) if o.schema == "public" and o.kind in ("table", "function")][-1]
+    taken = [
+        o
+        for o in guard.created_objects(m.text())
+        if o.schema == "public" and o.kind in ("table", "function") and not o.replaces  # OR REPLACE: ours already
+    ][-1]
     with psycopg.connect(app_url, autocommit=True) as conn:
         _take(conn, taken)
-        mine = [o for o in guard.created_objects(m.text()) if o.schema == "public" and o != taken]
+        mine = [o for o in guard.created_objects(m.text()) if o.schema == "public" and o != taken and not o.replaces]
         with pytest.raises(psycopg.Error) as info:
             conn.execute(m.text())  # type: ignore[arg-type]
         conn.execute("rollback")

@@ -577,7 +577,8 @@ create function public.feature_flag_outcome(
     p_dependencies jsonb,
     p_environment text,
     p_context jsonb,
-    p_depth integer default 0
+    p_depth integer default 0,
+    p_toggle text default null
 )
 returns jsonb
 language plpgsql
@@ -585,6 +586,7 @@ volatile
 set search_path = ''
 as $$
 declare
+    v_toggle text := coalesce(p_toggle, p_key);
     v_deps_ok boolean := true;
     v_d jsonb;
     v_parent record;
@@ -611,7 +613,7 @@ begin
                 end if;
                 v_po := public.feature_flag_outcome(v_parent.key, v_parent.enabled, v_parent.strategies,
                                                     v_parent.variants, v_parent.dependencies,
-                                                    p_environment, p_context, p_depth + 1);
+                                                    p_environment, p_context, p_depth + 1, p_key);
                 if pg_catalog.jsonb_array_length(coalesce(v_d -> 'variants', '[]')) > 0
                    and v_po -> 'variant' is not null and v_po -> 'variant' <> 'null'::jsonb
                    and not ((v_d -> 'variants') ? (v_po -> 'variant' ->> 'name')) then
@@ -626,7 +628,7 @@ begin
         end if;
     end if;
     for v_s in select e from pg_catalog.jsonb_array_elements(p_strategies) e loop
-        if public.feature_flag_strategy_matches(p_key, v_s, p_context) then
+        if public.feature_flag_strategy_matches(v_toggle, v_s, p_context) then
             v_match := v_i;
             exit;
         end if;
@@ -723,6 +725,10 @@ begin
             end if;
             if coalesce(v_c ->> 'value', '') <> '' then
                 raise exception '%: % takes "values", not "value"', v_where, v_op using errcode = '22023';
+            end if;
+            if v_op not in ('IN', 'NOT_IN') and pg_catalog.jsonb_array_length(v_values) = 0 then
+                -- Unleash's engine cannot compile such a constraint (the whole flag is then off)
+                raise exception '%: % needs at least one value', v_where, v_op using errcode = '22023';
             end if;
             v_c := pg_catalog.jsonb_build_object('contextName', v_c -> 'contextName', 'operator', v_op,
                 'values', v_values);
@@ -921,8 +927,9 @@ end
 $$;
 
 -- Checks a flag's strategies and returns them normalized: {name, parameters, constraints,
--- segments, variants} (+ title). flexibleRollout gets stickiness 'default' and groupId = the
--- flag key when they are not given.
+-- segments, variants} (+ title). flexibleRollout gets stickiness 'default' when not given; a
+-- missing groupId stays missing (it is then the name of the flag being evaluated, as in
+-- Unleash's engine: a parent evaluated for a child uses the child's name).
 create function public.feature_flag_check_strategies(p_key text, p_strategies jsonb)
 returns jsonb
 language plpgsql
@@ -1006,7 +1013,7 @@ begin
             if not (v_params ? 'rollout') then
                 raise exception '%: flexibleRollout needs the parameter rollout', v_where using errcode = '22023';
             end if;
-            v_params := pg_catalog.jsonb_build_object('stickiness', 'default', 'groupId', p_key) || v_params;
+            v_params := pg_catalog.jsonb_build_object('stickiness', 'default') || v_params;
             if (v_params ->> 'stickiness') = '' then
                 v_params := v_params || '{"stickiness": "default"}';
             end if;
@@ -1178,6 +1185,10 @@ begin
                     -- malformed or unknown: the legacy rule never matched, negated or not
                     v_c := pg_catalog.jsonb_build_object('contextName', coalesce(nullif(pg_catalog.left(v_attr, 100), ''), 'legacy'),
                                                          'operator', 'IN', 'values', '[]'::jsonb);
+                elsif v_c ->> 'operator' like 'STR\_%' and v_c -> 'values' = '[]'::jsonb then
+                    -- no value to look for: never matched (negated: always)
+                    v_c := pg_catalog.jsonb_build_object('contextName', v_attr, 'values', '[]'::jsonb,
+                        'operator', case when v_rule -> 'negate' = 'true'::jsonb then 'NOT_IN' else 'IN' end);
                 elsif v_rule -> 'negate' = 'true'::jsonb then
                     v_c := v_c || '{"inverted": true}';
                 end if;
@@ -1889,7 +1900,7 @@ revoke all on function
     public.feature_flag_constraint_matches(jsonb, jsonb),
     public.feature_flag_strategy_matches(text, jsonb, jsonb),
     public.feature_flag_pick_variant(jsonb, text, text, jsonb),
-    public.feature_flag_outcome(text, boolean, jsonb, jsonb, jsonb, text, jsonb, integer),
+    public.feature_flag_outcome(text, boolean, jsonb, jsonb, jsonb, text, jsonb, integer, text),
     public.feature_flag_check_constraints(jsonb, text),
     public.feature_flag_check_variants(jsonb, text, boolean),
     public.feature_flag_check_strategies(text, jsonb),
@@ -1913,7 +1924,7 @@ grant execute on function
     public.feature_flag_constraint_matches(jsonb, jsonb),
     public.feature_flag_strategy_matches(text, jsonb, jsonb),
     public.feature_flag_pick_variant(jsonb, text, text, jsonb),
-    public.feature_flag_outcome(text, boolean, jsonb, jsonb, jsonb, text, jsonb, integer),
+    public.feature_flag_outcome(text, boolean, jsonb, jsonb, jsonb, text, jsonb, integer, text),
     public.feature_flag_check_constraints(jsonb, text),
     public.feature_flag_check_variants(jsonb, text, boolean),
     public.feature_flag_check_strategies(text, jsonb),
@@ -1965,7 +1976,7 @@ comment on function public.feature_flag_regex_pg(text, boolean) is 'An Unleash (
 comment on function public.feature_flag_constraint_matches(jsonb, jsonb) is 'One validated constraint against a context (all operators, caseInsensitive, inverted).';
 comment on function public.feature_flag_strategy_matches(text, jsonb, jsonb) is 'One strategy: constraints, segments and the strategy itself.';
 comment on function public.feature_flag_pick_variant(jsonb, text, text, jsonb) is 'Unleash''s variant selection (overrides, weights, stickiness, seed 86028157); null without variants.';
-comment on function public.feature_flag_outcome(text, boolean, jsonb, jsonb, jsonb, text, jsonb, integer) is
+comment on function public.feature_flag_outcome(text, boolean, jsonb, jsonb, jsonb, text, jsonb, integer, text) is
     'The decision for one flag: enabled, first matching strategy, variant, parents satisfied.';
 comment on function public.feature_flag_check_constraints(jsonb, text) is 'Validates and normalizes constraints; unknown operators or fields -> 22023.';
 comment on function public.feature_flag_check_variants(jsonb, text, boolean) is 'Validates and normalizes variants (weights of variable variants computed from weightType).';

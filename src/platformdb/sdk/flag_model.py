@@ -66,6 +66,7 @@ DISABLED_VARIANT: dict[str, Any] = {"name": "disabled", "enabled": False}
 EPSILON = 2.220446049250313e-16
 
 Context = dict[str, Any]
+TOGGLE = "\x00toggle"  # the context slot of the name of the flag being evaluated
 Predicate = Callable[[Context], bool]
 
 
@@ -470,7 +471,7 @@ def compile_strategy(flag_key: str, s: Mapping[str, Any], segments: Mapping[int,
     elif name == "flexibleRollout":
         rollout = params.get("rollout")
         stickiness = params.get("stickiness") or "default"
-        group_f = params.get("groupId", flag_key)
+        group_f = params.get("groupId")  # None: the name of the flag being evaluated
 
         def rule(ctx: Context) -> bool:
             if rollout is None:
@@ -487,7 +488,7 @@ def compile_strategy(flag_key: str, s: Mapping[str, Any], segments: Mapping[int,
                 subject = context_value(ctx, stickiness)
             if subject is None:
                 return False
-            return _hash(group_f, subject, 100, 0) <= int(rollout)
+            return _hash(group_f if group_f is not None else ctx[TOGGLE], subject, 100, 0) <= int(rollout)
 
     elif name == "remoteAddress":
         ips = params.get("IPs")
@@ -617,6 +618,8 @@ class CompiledFlag:
         want_variant: bool = True,
     ) -> Outcome:
         deps_ok = True
+        if depth == 0:
+            ctx[TOGGLE] = self.key
         if self.enabled and self.dependencies:
             if depth > 0:
                 deps_ok = False
