@@ -39,9 +39,7 @@ def _strategy(s: Mapping[str, Any]) -> dict[str, Any] | None:
     return {k: v for k, v in s.items() if k not in STRATEGY_DROPPED and k != "disabled"}
 
 
-def import_state(
-    conn: psycopg.Connection[Any], state: Mapping[str, Any], *, environment: str = "all"
-) -> ImportResult:
+def import_state(conn: psycopg.Connection[Any], state: Mapping[str, Any], *, environment: str = "all") -> ImportResult:
     """Write the features and segments of a client-API state into `environment`."""
     result = ImportResult()
     for seg in state.get("segments") or []:

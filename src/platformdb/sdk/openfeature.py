@@ -146,7 +146,7 @@ class PlatformDBProvider(AbstractProvider):
                 reason = Reason.DISABLED if not v.get("feature_enabled") else Reason.DEFAULT
                 return FlagResolutionDetails(value=default, reason=reason)
             payload = v.get("payload") or {}
-            ptype, raw = payload.get("type"), payload.get("value")
+            ptype, raw = payload.get("type"), str(payload.get("value"))
             value: Any
             try:
                 if kind == "string" and ptype in ("string", "csv"):
