@@ -12,6 +12,7 @@ currentTime and properties, every value text (`make_context`).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import logging
@@ -107,7 +108,7 @@ def make_context(context: Mapping[str, Any] | None, user: str | None, environmen
         for k, v in context.items():
             if k == "properties":
                 continue
-            t = scalar_text(v)
+            t = v if type(v) is str else scalar_text(v)
             if t is None:
                 continue
             if k in _FIELDS:
@@ -117,7 +118,7 @@ def make_context(context: Mapping[str, Any] | None, user: str | None, environmen
         nested = context.get("properties")
         if isinstance(nested, Mapping):
             for k, v in nested.items():
-                t = scalar_text(v)
+                t = v if type(v) is str else scalar_text(v)
                 if t is not None:
                     props[k] = t
     if user is not None:
@@ -197,23 +198,31 @@ _SEMVER_RE = re.compile(
 _DIGITS_RE = re.compile(r"[0-9]+")
 
 
+@functools.lru_cache(maxsize=8192)
+def _semver(v: str) -> tuple[int, int, int, tuple[str, ...] | None] | None:
+    if len(v) > 256:
+        return None
+    m = _SEMVER_RE.fullmatch(v)
+    if m is None:
+        return None
+    return int(m[1]), int(m[2]), int(m[3]), tuple(m[4].split(".")) if m[4] is not None else None
+
+
 def semver_cmp(a: str | None, b: str | None) -> int | None:
     """`feature_flag_semver_cmp`: SemVer 2.0.0 precedence; None when either is invalid."""
-    if a is None or b is None or len(a) > 256 or len(b) > 256:
+    if a is None or b is None:
         return None
-    ma, mb = _SEMVER_RE.fullmatch(a), _SEMVER_RE.fullmatch(b)
-    if ma is None or mb is None:
+    pa_, pb_ = _semver(a), _semver(b)
+    if pa_ is None or pb_ is None:
         return None
-    for i in (1, 2, 3):
-        x, y = int(ma[i]), int(mb[i])
-        if x != y:
-            return -1 if x < y else 1
-    pa, pb = ma[4], mb[4]
-    if pa is None or pb is None:
-        if pa is None and pb is None:
+    ca, cb = pa_[:3], pb_[:3]
+    if ca != cb:
+        return -1 if ca < cb else 1
+    xs, ys = pa_[3], pb_[3]
+    if xs is None or ys is None:
+        if xs is None and ys is None:
             return 0
-        return 1 if pa is None else -1
-    xs, ys = pa.split("."), pb.split(".")
+        return 1 if xs is None else -1
     for x, y in zip(xs, ys, strict=False):
         xn, yn = bool(_DIGITS_RE.fullmatch(x)), bool(_DIGITS_RE.fullmatch(y))
         if xn and yn:
@@ -637,7 +646,11 @@ class CompiledFlag:
                     if po.enabled != d.get("enabled", True):
                         deps_ok = False
                         break
-        match = self.matches(ctx)
+        match = None
+        for i, rule in enumerate(self.rules):
+            if rule(ctx):
+                match = i
+                break
         enabled = self.enabled and deps_ok and (not self.rules or match is not None)
         variant = None
         if (enabled or depth > 0) and want_variant and not self.no_variants:

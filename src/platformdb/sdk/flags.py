@@ -589,6 +589,9 @@ class _Counters:
             self._reported[slot] = self._reported.get(slot, 0) + d
 
 
+_NO_PROPERTIES: dict[str, str] = {}
+
+
 def _tables(
     rows: Iterable[Flag], counters: _Counters, segments: Mapping[int, list[Any]]
 ) -> dict[str, dict[str, _Entry]]:
@@ -858,10 +861,15 @@ class FlagClient:
             if self.record:
                 next(entry.c_disabled)
             return entry, env, None
-        user = self._user(user_id)
-        if user is not None and context and isinstance(context.get("userId"), str) and context["userId"] != user:
-            raise InvalidInput("user_id and context userId differ", sqlstate="22023")
-        ctx = flag_model.make_context(context, user, env)
+        user = user_id if user_id is None or type(user_id) is str else self._user(user_id)
+        if context:
+            if user is not None and isinstance(context.get("userId"), str) and context["userId"] != user:
+                raise InvalidInput("user_id and context userId differ", sqlstate="22023")
+            ctx = flag_model.make_context(context, user, env)
+        else:  # the common case, without building a context
+            ctx = {"environment": env, "properties": _NO_PROPERTIES}
+            if user is not None:
+                ctx["userId"] = user
 
         def lookup(k: str) -> flag_model.CompiledFlag | None:
             e = table.get(k)
