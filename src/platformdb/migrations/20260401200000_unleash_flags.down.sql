@@ -371,7 +371,7 @@ drop function public.feature_flag_check_dependencies(text, jsonb);
 drop function public.feature_flag_check_strategies(text, jsonb);
 drop function public.feature_flag_check_variants(jsonb, text, boolean);
 drop function public.feature_flag_check_constraints(jsonb, text);
-drop function public.feature_flag_outcome(text, boolean, jsonb, jsonb, jsonb, text, jsonb, integer, text);
+drop function public.feature_flag_outcome(text, boolean, jsonb, jsonb, jsonb, text, jsonb, integer, text, boolean);
 drop function public.feature_flag_pick_variant(jsonb, text, text, jsonb);
 drop function public.feature_flag_strategy_matches(text, jsonb, jsonb);
 drop function public.feature_flag_constraint_matches(jsonb, jsonb);

@@ -152,11 +152,19 @@ $$;
 -- null) is the userId; environment defaults to p_environment.
 create function public.feature_flag_context(p_context jsonb, p_user text, p_environment text)
 returns jsonb
-language sql
+language plpgsql
 immutable
 parallel safe
 set search_path = ''
 as $$
+declare
+    v_out jsonb;
+begin
+    if p_context is null or p_context = '{}'::jsonb then  -- the common call: no context
+        return pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('userId', p_user,
+                   'environment', p_environment)) || '{"properties": {}}'::jsonb;
+    end if;
+    v_out := (
     with scalars as (
         select e.key, e.value, false as nested
           from pg_catalog.jsonb_each(case when pg_catalog.jsonb_typeof(p_context) = 'object'
@@ -190,6 +198,9 @@ as $$
                               and (t.nested or t.key not in ('userId', 'sessionId', 'remoteAddress',
                                                              'environment', 'appName', 'currentTime'))
                             order by t.key, t.nested desc) p), '{}'::jsonb))
+    );
+    return v_out;
+end
 $$;
 
 -- The value of a context field for a constraint: the six fields by name, anything else from
@@ -393,6 +404,7 @@ as $$
 declare
     v_params jsonb := coalesce(p_strategy -> 'parameters', '{}');
     v_c jsonb;
+    v_i integer;
     v_pct integer;
     v_subject text;
     v_stickiness text;
@@ -401,12 +413,12 @@ declare
     v_net inet;
     v_host text;
 begin
-    for v_c in select e from pg_catalog.jsonb_array_elements(coalesce(p_strategy -> 'constraints', '[]')) e loop
-        if not public.feature_flag_constraint_matches(v_c, p_context) then
+    for v_i in 0 .. coalesce(pg_catalog.jsonb_array_length(p_strategy -> 'constraints'), 0) - 1 loop
+        if not public.feature_flag_constraint_matches(p_strategy -> 'constraints' -> v_i, p_context) then
             return false;
         end if;
     end loop;
-    if pg_catalog.jsonb_array_length(coalesce(p_strategy -> 'segments', '[]')) > 0 then
+    if coalesce(pg_catalog.jsonb_array_length(p_strategy -> 'segments'), 0) > 0 then
         for v_c in
             select c
               from pg_catalog.jsonb_array_elements_text(p_strategy -> 'segments') with ordinality as r(id, n)
@@ -578,7 +590,8 @@ create function public.feature_flag_outcome(
     p_environment text,
     p_context jsonb,
     p_depth integer default 0,
-    p_toggle text default null
+    p_toggle text default null,
+    p_want_variant boolean default true
 )
 returns jsonb
 language plpgsql
@@ -627,16 +640,15 @@ begin
             end loop;
         end if;
     end if;
-    for v_s in select e from pg_catalog.jsonb_array_elements(p_strategies) e loop
-        if public.feature_flag_strategy_matches(v_toggle, v_s, p_context) then
+    for v_i in 0 .. pg_catalog.jsonb_array_length(p_strategies) - 1 loop
+        if public.feature_flag_strategy_matches(v_toggle, p_strategies -> v_i, p_context) then
             v_match := v_i;
             exit;
         end if;
-        v_i := v_i + 1;
     end loop;
     v_enabled := p_enabled and v_deps_ok
                  and (pg_catalog.jsonb_array_length(p_strategies) = 0 or v_match is not null);
-    if v_enabled or p_depth > 0 then
+    if (v_enabled and p_want_variant) or p_depth > 0 then
         v_s := case when v_match is not null then p_strategies -> v_match end;
         if v_s is not null and pg_catalog.jsonb_array_length(coalesce(v_s -> 'variants', '[]')) > 0 then
             v_variant := public.feature_flag_pick_variant(
@@ -1554,7 +1566,8 @@ begin
     else
         v_ctx := public.feature_flag_context(p_context, v_user, p_environment);
         v_result := (public.feature_flag_outcome(p_flag_key, true, v_flag.strategies, v_flag.variants,
-                                                 v_flag.dependencies, p_environment, v_ctx) ->> 'enabled')::boolean;
+                                                 v_flag.dependencies, p_environment, v_ctx,
+                                                 p_want_variant => false) ->> 'enabled')::boolean;
         v_reason := case when v_result then 'match' else 'no_match' end;
     end if;
     perform public.feature_flag_count(p_flag_key, p_environment, v_reason, not v_for_user);
@@ -1900,7 +1913,7 @@ revoke all on function
     public.feature_flag_constraint_matches(jsonb, jsonb),
     public.feature_flag_strategy_matches(text, jsonb, jsonb),
     public.feature_flag_pick_variant(jsonb, text, text, jsonb),
-    public.feature_flag_outcome(text, boolean, jsonb, jsonb, jsonb, text, jsonb, integer, text),
+    public.feature_flag_outcome(text, boolean, jsonb, jsonb, jsonb, text, jsonb, integer, text, boolean),
     public.feature_flag_check_constraints(jsonb, text),
     public.feature_flag_check_variants(jsonb, text, boolean),
     public.feature_flag_check_strategies(text, jsonb),
@@ -1924,7 +1937,7 @@ grant execute on function
     public.feature_flag_constraint_matches(jsonb, jsonb),
     public.feature_flag_strategy_matches(text, jsonb, jsonb),
     public.feature_flag_pick_variant(jsonb, text, text, jsonb),
-    public.feature_flag_outcome(text, boolean, jsonb, jsonb, jsonb, text, jsonb, integer, text),
+    public.feature_flag_outcome(text, boolean, jsonb, jsonb, jsonb, text, jsonb, integer, text, boolean),
     public.feature_flag_check_constraints(jsonb, text),
     public.feature_flag_check_variants(jsonb, text, boolean),
     public.feature_flag_check_strategies(text, jsonb),
@@ -1976,7 +1989,7 @@ comment on function public.feature_flag_regex_pg(text, boolean) is 'An Unleash (
 comment on function public.feature_flag_constraint_matches(jsonb, jsonb) is 'One validated constraint against a context (all operators, caseInsensitive, inverted).';
 comment on function public.feature_flag_strategy_matches(text, jsonb, jsonb) is 'One strategy: constraints, segments and the strategy itself.';
 comment on function public.feature_flag_pick_variant(jsonb, text, text, jsonb) is 'Unleash''s variant selection (overrides, weights, stickiness, seed 86028157); null without variants.';
-comment on function public.feature_flag_outcome(text, boolean, jsonb, jsonb, jsonb, text, jsonb, integer, text) is
+comment on function public.feature_flag_outcome(text, boolean, jsonb, jsonb, jsonb, text, jsonb, integer, text, boolean) is
     'The decision for one flag: enabled, first matching strategy, variant, parents satisfied.';
 comment on function public.feature_flag_check_constraints(jsonb, text) is 'Validates and normalizes constraints; unknown operators or fields -> 22023.';
 comment on function public.feature_flag_check_variants(jsonb, text, boolean) is 'Validates and normalizes variants (weights of variable variants computed from weightType).';
