@@ -47,11 +47,11 @@ UPDATES = int(os.environ.get("BENCH_UPDATES", "60"))
 TPS = re.compile(r"tps = ([0-9.]+) \(without initial connection time\)")
 
 SHIPPED = "public.is_feature_enabled(text,uuid,text,jsonb)"
-COUNTING_START = "    begin\n        v_raw := pg_catalog.current_setting('platformdb.flag_evaluations', true);"
+COUNTING_START = "    perform public.feature_flag_count("
 COUNTING_END = "    return v_result;\nend"
 WRITE_PER_CALL = """    insert into public.feature_flag_evaluations as e
         (flag_key, environment, reason, source, bucket_start, evaluations)
-    values (case when p_flag_key ~ '^[A-Za-z0-9][A-Za-z0-9_.~-]{0,99}$' then p_flag_key else '(invalid)' end,
+    values (case when p_flag_key ~ '^[^\\x01-\\x20\\x7f|()"''\\\\/]{1,100}$' then p_flag_key else '(invalid)' end,
             p_environment, v_reason, 'sql',
             date_trunc('hour', now() at time zone 'UTC') at time zone 'UTC', 1)
     on conflict (flag_key, environment, reason, source, bucket_start)

@@ -21,6 +21,7 @@ MODULES: list[str] = [
     "platformdb.maintain",
     "platformdb.dashboard.cli",
     "platformdb.doctor",
+    "platformdb.sdk.flags_cli",
 ]
 
 

@@ -118,6 +118,13 @@ def _flag(strategy: str, percentage: int = 0, **kw: object) -> Flag:
         secret=False,
         version=1,
         prefix=f"{kw.get('key', 'f')}:",
+        # what the data migration (feature_flag_legacy_strategies) makes of a percentage rollout
+        strategies=[
+            {
+                "name": "flexibleRollout",
+                "parameters": {"rollout": str(percentage), "stickiness": "userId", "groupId": kw.get("key", "f")},
+            }
+        ],
     )
 
 
@@ -128,9 +135,9 @@ def test_zero_percent_enables_nobody_and_hundred_everybody_fifty_half() -> None:
     assert all(_flag("percentage", 100).decide(u, None, "production") for u in users)
     on = sum(_flag("percentage", 50).decide(u, None, "production") for u in users)
     assert 4800 <= on <= 5200
-    # no user: off unless 100%
+    # no user: off, also at 100% (Unleash: user-id stickiness without a user id is off)
     assert not _flag("percentage", 99).decide(None, None, "production")
-    assert _flag("percentage", 100).decide(None, None, "production")
+    assert not _flag("percentage", 100).decide(None, None, "production")
 
 
 def test_rollout_is_sticky_as_the_percentage_grows() -> None:

@@ -35,6 +35,7 @@ import psycopg
 
 from platformdb import db
 from platformdb.errors import InvalidInput, PlatformDBError, wrap_errors
+from platformdb.sdk import flag_model
 
 log = logging.getLogger("platformdb.flags")
 
@@ -61,8 +62,14 @@ select public.upsert_feature_flag(p_key => %(key)s, p_environment => %(environme
     p_enabled => %(enabled)s, p_rollout_strategy => %(rollout_strategy)s,
     p_rollout_percentage => %(rollout_percentage)s, p_target_users => %(target_users)s::uuid[],
     p_conditions => %(conditions)s::jsonb, p_name => %(name)s, p_description => %(description)s,
-    p_secret => %(secret)s)
+    p_secret => %(secret)s, p_strategies => %(strategies)s::jsonb, p_variants => %(variants)s::jsonb,
+    p_dependencies => %(dependencies)s::jsonb)
 """
+UPSERT_SEGMENT = """
+select public.upsert_feature_flag_segment(p_name => %(name)s, p_constraints => %(constraints)s::jsonb,
+    p_description => %(description)s, p_id => %(id)s)
+"""
+DELETE_SEGMENT = "select public.delete_feature_flag_segment(p_name => %s)"
 DELETE_FEATURE_FLAG = "delete from public.feature_flags where key = %s and environment = %s"
 FLUSH_EVALUATIONS = "select public.flush_feature_flag_evaluations()"
 RECORD_EVALUATIONS = "select public.record_feature_flag_evaluations(p_counts => %s::jsonb)"
@@ -70,15 +77,25 @@ FLAG_OVERVIEW = "select * from public.feature_flag_overview order by key, enviro
 # conditions as text: parsed with Decimal so numbers compare exactly as numeric does in SQL
 LOAD_FLAGS = """
 select key, environment, name, description, enabled, rollout_strategy, rollout_percentage,
-       target_users::text[], conditions::text, secret, version, updated_at
+       target_users::text[], conditions::text, secret, version, updated_at,
+       strategies::text, variants::text, dependencies::text
   from public.feature_flags
 """
 LOAD_FLAGS_BY_KEY = LOAD_FLAGS + " where key = any(%s)"
-# the polling fallback's cheap check: changes when any flag row is added, changed or removed
+# the polling fallback's cheap check: changes when any flag or segment row is added,
+# changed or removed (a segment change alters every flag that uses it)
 FLAGS_FINGERPRINT = """
-select count(*), coalesce(sum(version), 0), max(updated_at) from public.feature_flags
+select count(*), coalesce(sum(version), 0), max(updated_at),
+       (select pg_catalog.count(*) from public.feature_flag_segments),
+       (select pg_catalog.max(updated_at) from public.feature_flag_segments)
+  from public.feature_flags
 """
 POLL_INTERVAL = 1.0  # seconds between version checks when there is no LISTEN connection
+LOAD_SEGMENTS = "select id, name, constraints::text from public.feature_flag_segments order by id"
+GET_FEATURE_VARIANT = """
+select public.get_feature_variant(p_flag_key => %(key)s, p_user_id => %(user_id)s,
+    p_environment => %(environment)s, p_context => %(context)s::jsonb)
+"""
 
 
 # ---- the decision (mirrors the SQL functions one for one) ------------------------------
@@ -256,6 +273,9 @@ class Flag:
     version: int
     updated_at: datetime | None = None
     prefix: str = field(default="", repr=False, compare=False)
+    strategies: list[Any] = field(default_factory=list)
+    variants: list[Any] = field(default_factory=list)
+    dependencies: list[Any] = field(default_factory=list)
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Flag:
@@ -274,25 +294,21 @@ class Flag:
             version=int(row[10]),
             updated_at=row[11],
             prefix=f"{key}:",
+            strategies=flag_model.load_json(row[12]) if len(row) > 12 else [],
+            variants=flag_model.load_json(row[13]) if len(row) > 13 else [],
+            dependencies=flag_model.load_json(row[14]) if len(row) > 14 else [],
+        )
+
+    def compile(self, segments: Mapping[int, list[Any]] | None = None) -> flag_model.CompiledFlag:
+        return flag_model.CompiledFlag(
+            self.key, self.enabled, self.strategies, self.variants, self.dependencies, segments or {}
         )
 
     def decide(self, user: str | None, context: Mapping[str, Any] | None, environment: str) -> bool:
-        """`feature_flag_decide` for an enabled flag; `user` is a canonical uuid string."""
-        s = self.rollout_strategy
-        if s == "all":
-            return True
-        if s == "percentage":
-            p = self.rollout_percentage
-            if p >= 100:
-                return True
-            if p <= 0 or user is None:
-                return False
-            return int(mmh3.hash(self.prefix + user, 0, False)) % 100 + 1 <= p
-        if s == "user_list":
-            return user is not None and user in self.target_users
-        if s == "condition":
-            return conditions_match(self.conditions, condition_context(context, user, environment))
-        return False
+        """The decision of the flag's strategies for an enabled flag (no parents, no segments)."""
+        ctx = flag_model.make_context(context, user, environment)
+        compiled = flag_model.CompiledFlag(self.key, True, self.strategies, self.variants, self.dependencies, {})
+        return compiled.outcome(ctx, lambda key: None, want_variant=False).enabled
 
 
 def canonical_user(user_id: uuid.UUID | str | None) -> str | None:
@@ -318,6 +334,8 @@ class Evaluation:
     rollout_strategy: str | None = None
     bucket: int | None = None
     flag_version: int | None = None
+    strategy: int | None = None  # index of the first matching strategy
+    variant: Mapping[str, Any] | None = None
 
 
 # ---- SQL calls ------------------------------------------------------------------------
@@ -325,6 +343,24 @@ class Evaluation:
 
 def _context_json(context: Mapping[str, Any] | None) -> str:
     return json.dumps(dict(context or {}))
+
+
+def _sql_user(
+    user_id: uuid.UUID | str | None, context: Mapping[str, Any] | None
+) -> tuple[str | None, Mapping[str, Any] | None]:
+    """p_user_id and p_context for a user id: a uuid in its canonical text goes to
+    p_user_id; any other text (Unleash's userId is any text, hashed as given) to the
+    context's userId."""
+    if user_id is None:
+        return None, context
+    if isinstance(user_id, uuid.UUID):
+        return str(user_id), context
+    try:
+        if str(uuid.UUID(user_id)) == user_id:
+            return user_id, context
+    except (ValueError, TypeError, AttributeError):
+        pass
+    return None, {**(context or {}), "userId": user_id}
 
 
 def is_feature_enabled(
@@ -335,17 +371,31 @@ def is_feature_enabled(
     context: Mapping[str, Any] | None = None,
 ) -> bool:
     """One call of `is_feature_enabled` (counted without a write per call)."""
+    user, context = _sql_user(user_id, context)
     with wrap_errors():
         row = conn.execute(
             IS_FEATURE_ENABLED,
-            {
-                "key": key,
-                "user_id": str(user_id) if user_id is not None else None,
-                "environment": environment,
-                "context": _context_json(context),
-            },
+            {"key": key, "user_id": user, "environment": environment, "context": _context_json(context)},
         ).fetchone()
     return bool(row and row[0])
+
+
+def get_feature_variant(
+    conn: psycopg.Connection[Any],
+    key: str,
+    user_id: uuid.UUID | str | None = None,
+    environment: str = "production",
+    context: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One call of `get_feature_variant`: {name, payload?, enabled, feature_enabled}."""
+    user, context = _sql_user(user_id, context)
+    with wrap_errors():
+        row = conn.execute(
+            GET_FEATURE_VARIANT,
+            {"key": key, "user_id": user, "environment": environment, "context": _context_json(context)},
+        ).fetchone()
+    assert row is not None
+    return dict(row[0])
 
 
 def evaluate_feature_flag(
@@ -356,15 +406,11 @@ def evaluate_feature_flag(
     context: Mapping[str, Any] | None = None,
 ) -> Evaluation:
     """The SQL decision with its reason (`evaluate_feature_flag`; not counted; service only)."""
+    user, context = _sql_user(user_id, context)
     with wrap_errors():
         row = conn.execute(
             EVALUATE_FEATURE_FLAG,
-            {
-                "key": key,
-                "user_id": str(user_id) if user_id is not None else None,
-                "environment": environment,
-                "context": _context_json(context),
-            },
+            {"key": key, "user_id": user, "environment": environment, "context": _context_json(context)},
         ).fetchone()
     assert row is not None
     return Evaluation(key, bool(row[0]), row[1], row[2], row[3], row[4], row[5])
@@ -390,8 +436,14 @@ def upsert_flag(
     name: str | None = None,
     description: str | None = None,
     secret: bool | None = None,
+    strategies: Sequence[Mapping[str, Any]] | None = None,
+    variants: Sequence[Mapping[str, Any]] | None = None,
+    dependencies: Sequence[Mapping[str, Any]] | None = None,
 ) -> uuid.UUID:
-    """Create a flag or change the given fields (`upsert_feature_flag`; service only)."""
+    """Create a flag or change the given fields (`upsert_feature_flag`; service only).
+
+    `strategies`, `variants` and `dependencies` are Unleash's shapes (docs/flags.md); the
+    legacy `rollout_strategy`/`rollout_percentage`/`target_users`/`conditions` still work."""
     with wrap_errors():
         row = conn.execute(
             UPSERT_FEATURE_FLAG,
@@ -406,10 +458,49 @@ def upsert_flag(
                 "name": name,
                 "description": description,
                 "secret": secret,
+                "strategies": json.dumps(list(strategies)) if strategies is not None else None,
+                "variants": json.dumps(list(variants)) if variants is not None else None,
+                "dependencies": json.dumps(list(dependencies)) if dependencies is not None else None,
             },
         ).fetchone()
     assert row is not None
     return uuid.UUID(str(row[0]))
+
+
+def upsert_segment(
+    conn: psycopg.Connection[Any],
+    name: str,
+    constraints: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    description: str | None = None,
+    segment_id: int | None = None,
+) -> int:
+    """Create or change a segment (by name, or by id when given); returns its id."""
+    with wrap_errors():
+        row = conn.execute(
+            UPSERT_SEGMENT,
+            {
+                "name": name,
+                "constraints": json.dumps(list(constraints)) if constraints is not None else None,
+                "description": description,
+                "id": segment_id,
+            },
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def delete_segment(conn: psycopg.Connection[Any], name: str) -> bool:
+    """Delete a segment; refused (23503) while a strategy uses it."""
+    with wrap_errors():
+        row = conn.execute(DELETE_SEGMENT, (name,)).fetchone()
+    return bool(row and row[0])
+
+
+def list_segments(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    with wrap_errors():
+        rows = conn.execute(LOAD_SEGMENTS).fetchall()
+    return [{"id": int(r[0]), "name": r[1], "constraints": json.loads(r[2])} for r in rows]
 
 
 def delete_flag(conn: psycopg.Connection[Any], key: str, environment: str = "production") -> bool:
@@ -453,10 +544,11 @@ def overview(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
 class _Entry:
     """A flag as one environment sees it, with the counters of its outcomes there."""
 
-    __slots__ = ("flag", "c_match", "c_no_match", "c_disabled")
+    __slots__ = ("flag", "compiled", "c_match", "c_no_match", "c_disabled")
 
-    def __init__(self, flag: Flag, environment: str, counters: _Counters):
+    def __init__(self, flag: Flag, environment: str, counters: _Counters, segments: Mapping[int, list[Any]]):
         self.flag = flag
+        self.compiled = flag.compile(segments)
         self.c_match = counters.get((flag.key, environment, "match"))
         self.c_no_match = counters.get((flag.key, environment, "no_match"))
         self.c_disabled = counters.get((flag.key, environment, "disabled"))
@@ -506,7 +598,12 @@ class _Counters:
             self._reported[slot] = self._reported.get(slot, 0) + d
 
 
-def _tables(rows: Iterable[Flag], counters: _Counters) -> dict[str, dict[str, _Entry]]:
+_NO_PROPERTIES: dict[str, str] = {}
+
+
+def _tables(
+    rows: Iterable[Flag], counters: _Counters, segments: Mapping[int, list[Any]]
+) -> dict[str, dict[str, _Entry]]:
     """Per environment: key → the row that applies (its own environment's, else 'all')."""
     by_key: dict[str, dict[str, Flag]] = {}
     for f in rows:
@@ -516,7 +613,7 @@ def _tables(rows: Iterable[Flag], counters: _Counters) -> dict[str, dict[str, _E
         for e in ENVIRONMENTS:
             row = envs.get(e) or envs.get("all")
             if row is not None:
-                out[e][key] = _Entry(row, e, counters)
+                out[e][key] = _Entry(row, e, counters, segments)
     return out
 
 
@@ -568,8 +665,9 @@ class FlagClient:
         self.role = role
         self.on_change = on_change
         self._tables: dict[str, dict[str, _Entry]] = {e: {} for e in ENVIRONMENTS}
+        self._segments: dict[int, list[Any]] = {}
         self._counters = _Counters()
-        self._users: dict[str, str] = {}
+        self._loaded_segments: dict[int, list[Any]] = {}
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
@@ -653,16 +751,19 @@ class FlagClient:
                 db.set_role(conn, self.role, db.claims_for(self.role))
             if keys is None:
                 rows = conn.execute(LOAD_FLAGS).fetchall()
+                # segments come with every full load (a segment change notifies key null)
+                self._loaded_segments = {int(r[0]): json.loads(r[2]) for r in conn.execute(LOAD_SEGMENTS).fetchall()}
             else:
                 rows = conn.execute(LOAD_FLAGS_BY_KEY, (keys,)).fetchall()
         return [Flag.from_row(r) for r in rows]
 
     def _apply(self, flags: list[Flag], keys: list[str] | None) -> None:
         if keys is None:
-            self._tables = _tables(flags, self._counters)
+            self._segments = self._loaded_segments
+            self._tables = _tables(flags, self._counters, self._segments)
             changed = sorted({f.key for f in flags})
         else:
-            fresh = _tables(flags, self._counters)
+            fresh = _tables(flags, self._counters, self._segments)
             tables = {}
             for e in ENVIRONMENTS:
                 t = dict(self._tables[e])
@@ -789,25 +890,58 @@ class FlagClient:
         return self._counters.pending()
 
     # ---- evaluation ----
-    def _user(self, user_id: uuid.UUID | str | None) -> str | None:
-        if user_id is None:
-            return None
-        if type(user_id) is str:
-            c = self._users.get(user_id)
-            if c is None:
-                c = canonical_user(user_id)
-                assert c is not None
-                if len(self._users) >= 100_000:
-                    self._users = {}
-                self._users[user_id] = c
-            return c
-        return canonical_user(user_id)
-
     def _table(self, environment: str) -> dict[str, _Entry]:
         table = self._tables.get(environment)
         if table is None:
             raise InvalidInput(f"environment: unknown environment {environment!r}", sqlstate="22023")
         return table
+
+    @staticmethod
+    def _user(user_id: uuid.UUID | str | None) -> str | None:
+        """Unleash's userId is any text, hashed as given; a uuid object as its canonical text."""
+        if user_id is None or type(user_id) is str:
+            return user_id
+        if isinstance(user_id, uuid.UUID):
+            return str(user_id)
+        raise InvalidInput(f"user_id: expected text or a uuid, got {type(user_id).__name__}", sqlstate="22023")
+
+    def _outcome(
+        self,
+        key: str,
+        user_id: uuid.UUID | str | None,
+        environment: str | None,
+        context: Mapping[str, Any] | None,
+        want_variant: bool,
+    ) -> tuple[_Entry | None, str, flag_model.Outcome | None]:
+        env = environment or self.environment
+        table = self._table(env)
+        entry = table.get(key)
+        if entry is None:
+            if self.record:
+                next(self._counters.unknown(key, env))
+            return None, env, None
+        if not entry.flag.enabled:
+            if self.record:
+                next(entry.c_disabled)
+            return entry, env, None
+        user = user_id if user_id is None or type(user_id) is str else self._user(user_id)
+        if context:
+            if user is not None and isinstance(context.get("userId"), str) and context["userId"] != user:
+                raise InvalidInput("user_id and context userId differ", sqlstate="22023")
+            ctx = flag_model.make_context(context, user, env)
+        else:  # the common case, without building a context
+            ctx = {"environment": env, "properties": _NO_PROPERTIES}
+            if user is not None:
+                ctx["userId"] = user
+
+        def lookup(k: str) -> flag_model.CompiledFlag | None:
+            e = table.get(k)
+            return e.compiled if e is not None else None
+
+        out = entry.compiled.outcome(ctx, lookup, want_variant=want_variant)
+        if self.record:
+            next(entry.c_match if out.enabled else entry.c_no_match)
+        return entry, env, out
 
     def is_enabled(
         self,
@@ -816,33 +950,22 @@ class FlagClient:
         environment: str | None = None,
         context: Mapping[str, Any] | None = None,
     ) -> bool:
-        """The answer `is_feature_enabled` would give, from memory. Unknown flag → False."""
-        env = environment or self.environment
-        table = self._tables.get(env)
-        if table is None:
-            raise InvalidInput(f"environment: unknown environment {env!r}", sqlstate="22023")
-        entry = table.get(key)
-        if entry is None:
-            if self.record:
-                next(self._counters.unknown(key, env))
-            return False
-        flag = entry.flag
-        if not flag.enabled:
-            if self.record:
-                next(entry.c_disabled)
-            return False
-        # the hot path (a percentage rollout for a user id string) is spelled out inline
-        if type(user_id) is str:
-            user: str | None = self._users.get(user_id) or self._user(user_id)
-        else:
-            user = self._user(user_id)
-        if flag.rollout_strategy == "percentage" and 0 < flag.rollout_percentage < 100:
-            result = user is not None and (mmh3.hash(flag.prefix + user, 0, False) % 100 + 1 <= flag.rollout_percentage)
-        else:
-            result = flag.decide(user, context, env)
-        if self.record:
-            next(entry.c_match if result else entry.c_no_match)
-        return result
+        """The answer `is_feature_enabled` would give, from memory. Unknown flag -> False."""
+        _, _, out = self._outcome(key, user_id, environment, context, False)
+        return out is not None and out.enabled
+
+    def get_variant(
+        self,
+        key: str,
+        user_id: uuid.UUID | str | None = None,
+        environment: str | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The variant `get_feature_variant` would give: {name, payload?, enabled, feature_enabled}."""
+        _, _, out = self._outcome(key, user_id, environment, context, True)
+        if out is None or not out.enabled:
+            return {**flag_model.DISABLED_VARIANT, "feature_enabled": False}
+        return {**(out.variant or flag_model.DISABLED_VARIANT), "feature_enabled": True}
 
     def evaluate(
         self,
@@ -852,24 +975,19 @@ class FlagClient:
         context: Mapping[str, Any] | None = None,
     ) -> Evaluation:
         """Like `is_enabled`, with the reason and the flag row used (as `evaluate_feature_flag`)."""
-        env = environment or self.environment
-        entry = self._table(env).get(key)
+        entry, _, out = self._outcome(key, user_id, environment, context, True)
         user = self._user(user_id)
         b = bucket(key, user) if user is not None else None
         if entry is None:
-            if self.record:
-                next(self._counters.unknown(key, env))
             return Evaluation(key, False, "unknown")
         flag = entry.flag
-        if not flag.enabled:
-            result, reason, counter = False, "disabled", entry.c_disabled
-        else:
-            result = flag.decide(user, context, env)
-            reason = "match" if result else "no_match"
-            counter = entry.c_match if result else entry.c_no_match
-        if self.record:
-            next(counter)
-        return Evaluation(key, result, reason, flag.environment, flag.rollout_strategy, b, flag.version)
+        if out is None:
+            return Evaluation(key, False, "disabled", flag.environment, flag.rollout_strategy, b, flag.version)
+        reason = "match" if out.enabled else "no_match"
+        variant = (out.variant or flag_model.DISABLED_VARIANT) if out.enabled else flag_model.DISABLED_VARIANT
+        return Evaluation(
+            key, out.enabled, reason, flag.environment, flag.rollout_strategy, b, flag.version, out.strategy, variant
+        )
 
     def flag(self, key: str, environment: str | None = None) -> Flag | None:
         """The flag row that applies to `key` in the environment, if any."""

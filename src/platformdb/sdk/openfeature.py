@@ -27,6 +27,7 @@ PROVIDER_CONFIGURATION_CHANGED events.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -128,8 +129,49 @@ class PlatformDBProvider(AbstractProvider):
         except Exception as exc:  # never raise to the caller
             return self._error(default_value, ErrorCode.GENERAL, f"{type(exc).__name__}: {exc}")
 
-    def _not_boolean(self, flag_key: str, default: T) -> FlagResolutionDetails[T]:
-        return self._error(default, ErrorCode.TYPE_MISMATCH, f"{flag_key!r}: platformdb flags are boolean")
+    def _variant(
+        self, flag_key: str, default: Any, evaluation_context: EvaluationContext | None, kind: str
+    ) -> FlagResolutionDetails[Any]:
+        """A typed value from the flag's variant payload (string: string/csv payloads; integer
+        and float: number payloads; object: json payloads); `variant` is the variant's name."""
+        try:
+            if not self.client.ready:
+                return self._error(default, ErrorCode.PROVIDER_NOT_READY, "flags are not loaded yet")
+            ctx = evaluation_context or EvaluationContext()
+            if self.client.flag(flag_key) is None:
+                self.client.is_enabled(flag_key)  # counted as unknown, as SQL counts it
+                return self._error(default, ErrorCode.FLAG_NOT_FOUND, f"no flag {flag_key!r} here")
+            v = self.client.get_variant(flag_key, ctx.targeting_key or None, None, dict(ctx.attributes))
+            if not v.get("enabled"):
+                reason = Reason.DISABLED if not v.get("feature_enabled") else Reason.DEFAULT
+                return FlagResolutionDetails(value=default, reason=reason)
+            payload = v.get("payload") or {}
+            ptype, raw = payload.get("type"), str(payload.get("value"))
+            value: Any
+            try:
+                if kind == "string" and ptype in ("string", "csv"):
+                    value = raw
+                elif kind == "integer" and ptype == "number" and float(raw).is_integer():
+                    value = int(float(raw))
+                elif kind == "float" and ptype == "number":
+                    value = float(raw)
+                elif kind == "object" and ptype == "json":
+                    value = json.loads(raw)
+                else:
+                    return FlagResolutionDetails(
+                        value=default,
+                        reason=Reason.ERROR,
+                        error_code=ErrorCode.TYPE_MISMATCH,
+                        error_message=f"{flag_key!r}: variant {v['name']!r} has no {kind} payload",
+                        variant=v["name"],
+                    )
+            except (TypeError, ValueError) as exc:
+                return self._error(default, ErrorCode.PARSE_ERROR, f"{flag_key!r}: {exc}")
+            return FlagResolutionDetails(value=value, reason=Reason.SPLIT, variant=v["name"])
+        except InvalidInput as exc:
+            return self._error(default, ErrorCode.INVALID_CONTEXT, str(exc))
+        except Exception as exc:  # never raise to the caller
+            return self._error(default, ErrorCode.GENERAL, f"{type(exc).__name__}: {exc}")
 
     def resolve_string_details(
         self,
@@ -137,7 +179,7 @@ class PlatformDBProvider(AbstractProvider):
         default_value: str,
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[str]:
-        return self._not_boolean(flag_key, default_value)
+        return self._variant(flag_key, default_value, evaluation_context, "string")
 
     def resolve_integer_details(
         self,
@@ -145,7 +187,7 @@ class PlatformDBProvider(AbstractProvider):
         default_value: int,
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[int]:
-        return self._not_boolean(flag_key, default_value)
+        return self._variant(flag_key, default_value, evaluation_context, "integer")
 
     def resolve_float_details(
         self,
@@ -153,7 +195,7 @@ class PlatformDBProvider(AbstractProvider):
         default_value: float,
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[float]:
-        return self._not_boolean(flag_key, default_value)
+        return self._variant(flag_key, default_value, evaluation_context, "float")
 
     def resolve_object_details(
         self,
@@ -161,4 +203,4 @@ class PlatformDBProvider(AbstractProvider):
         default_value: Sequence[FlagValueType] | Mapping[str, FlagValueType],
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[Sequence[FlagValueType] | Mapping[str, FlagValueType]]:
-        return self._not_boolean(flag_key, default_value)
+        return self._variant(flag_key, default_value, evaluation_context, "object")

@@ -1,0 +1,174 @@
+"""Unleash's client API (`platformdb flags serve`) read by Unleash's own Python SDK
+(`UnleashClient` from PyPI): on a population of flags and contexts its answers equal the SQL
+ones; tokens, ETag, register and metrics."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from UnleashClient import UnleashClient
+
+from platformdb.sdk import flag_io, flags
+from platformdb.sdk.unleash_api import ApiSettings, create_app
+
+CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "flag_corpus"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, settings: ApiSettings):
+        self.port = _free_port()
+        self.app = create_app(settings)
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="error"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+CLIENT = "client-" + uuid.uuid4().hex
+STAGING = "staging-" + uuid.uuid4().hex
+ADMIN = "admin-" + uuid.uuid4().hex
+
+
+@pytest.fixture
+def server(db_url: str) -> Iterator[Server]:
+    settings = ApiSettings(db_url, {CLIENT: "production", STAGING: "staging"}, (ADMIN,))
+    with Server(settings) as s:
+        yield s
+
+
+def _load(conn: psycopg.Connection[Any], name: str) -> dict[str, Any]:
+    spec = json.loads((CORPUS / name).read_text(encoding="utf-8"))
+    result = flag_io.import_state(conn, spec["state"], environment="all")
+    assert not result.refused
+    return spec
+
+
+def test_unleash_python_sdk_gives_our_answers(conn: psycopg.Connection[Any], server: Server, tmp_path: Path) -> None:
+    specs = [_load(conn, n) for n in ("P02-operators.json", "P03-segments-dependencies.json", "P04-variants.json")]
+    client = UnleashClient(
+        url=server.url + "/api",
+        app_name="platformdb-test",
+        custom_headers={"Authorization": CLIENT},
+        disable_metrics=True,
+        disable_registration=True,
+        refresh_interval=3600,
+        cache_directory=str(tmp_path),
+    )
+    client.initialize_client()
+    try:
+        assert client.is_initialized
+        n = 0
+        for spec in specs:
+            for t in spec["tests"]:
+                key, ctx = t["toggleName"], t["context"]
+                ours = flags.is_feature_enabled(conn, key, None, "production", ctx)
+                assert client.is_enabled(key, ctx) == ours == t["expectedResult"], t["description"]
+                n += 1
+            for t in spec["variantTests"]:
+                key, ctx = t["toggleName"], t["context"]
+                ours = flags.get_feature_variant(conn, key, None, "production", ctx)
+                theirs = client.get_variant(key, ctx)
+                assert (theirs["name"], theirs["enabled"], theirs.get("payload")) == (
+                    ours["name"],
+                    ours["enabled"],
+                    ours.get("payload"),
+                ), t["description"]
+                n += 1
+        assert n > 1000
+    finally:
+        client.destroy()
+
+
+def test_tokens_environments_and_etag(conn: psycopg.Connection[Any], server: Server) -> None:
+    flags.upsert_flag(conn, "prod-only", environment="production", enabled=True, strategies=[{"name": "default"}])
+    flags.upsert_flag(conn, "stage-only", environment="staging", enabled=True, strategies=[{"name": "default"}])
+    with httpx.Client(base_url=server.url) as http:
+        assert http.get("/api/client/features").status_code == 401
+        assert http.get("/api/client/features", headers={"Authorization": "nope"}).status_code == 401
+        r = http.get("/api/client/features", headers={"Authorization": CLIENT})
+        assert r.status_code == 200
+        assert [f["name"] for f in r.json()["features"]] == ["prod-only"]
+        assert r.json()["version"] == 2
+        etag = r.headers["etag"]
+        r2 = http.get("/api/client/features", headers={"Authorization": CLIENT, "If-None-Match": etag})
+        assert r2.status_code == 304
+        staged = http.get("/api/client/features", headers={"Authorization": STAGING}).json()
+        assert [f["name"] for f in staged["features"]] == ["stage-only"]
+        # a client token cannot choose another environment; the admin token can
+        r3 = http.get("/api/client/features?environment=staging", headers={"Authorization": CLIENT})
+        assert [f["name"] for f in r3.json()["features"]] == ["prod-only"]
+        r4 = http.get("/api/client/features?environment=staging", headers={"Authorization": ADMIN})
+        assert [f["name"] for f in r4.json()["features"]] == ["stage-only"]
+        # a change changes the ETag
+        flags.upsert_flag(conn, "prod-only", enabled=False)
+        r5 = http.get("/api/client/features", headers={"Authorization": CLIENT, "If-None-Match": etag})
+        assert r5.status_code == 200 and r5.json()["features"][0]["enabled"] is False
+
+
+def test_register_and_metrics_go_into_the_evaluation_counts(conn: psycopg.Connection[Any], server: Server) -> None:
+    flags.upsert_flag(conn, "counted", enabled=True, strategies=[{"name": "default"}])
+    with httpx.Client(base_url=server.url) as http:
+        r = http.post(
+            "/api/client/register",
+            headers={"Authorization": CLIENT},
+            json={"appName": "edge", "instanceId": "i-1", "strategies": ["default"], "interval": 15000},
+        )
+        assert r.status_code == 202
+        assert server.app.state.registrations["edge"]["environment"] == "production"
+        body = {
+            "appName": "edge",
+            "instanceId": "i-1",
+            "bucket": {"start": "2026-01-01T00:00:00Z", "stop": "2026-01-01T00:01:00Z",
+                       "toggles": {"counted": {"yes": 7, "no": 2, "variants": {}}}},
+        }  # fmt: skip
+        assert http.post("/api/client/metrics", headers={"Authorization": STAGING}, json=body).status_code == 202
+        assert http.post("/api/client/metrics", headers={"Authorization": "bad"}, json=body).status_code == 401
+        assert http.post("/api/client/metrics", headers={"Authorization": CLIENT}, json={"x": 1}).status_code == 400
+    rows = conn.execute(
+        "select environment, reason, source, sum(evaluations) from feature_flag_evaluations"
+        " where flag_key = 'counted' group by 1, 2, 3 order by 1, 2"
+    ).fetchall()
+    assert rows == [("staging", "match", "sdk", 7), ("staging", "no_match", "sdk", 2)]
+
+
+def test_without_tokens_only_loopback_clients_are_answered(db_url: str, conn: psycopg.Connection[Any]) -> None:
+    from starlette.testclient import TestClient
+
+    flags.upsert_flag(conn, "open", enabled=True, strategies=[])
+    app = create_app(ApiSettings(db_url))
+    with TestClient(app, client=("203.0.113.9", 5000)) as remote:
+        assert remote.get("/api/client/features").status_code == 403
+    with TestClient(app, client=("127.0.0.1", 5000)) as local:
+        r = local.get("/api/client/features")
+        assert r.status_code == 200 and [f["name"] for f in r.json()["features"]] == ["open"]
