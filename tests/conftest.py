@@ -28,6 +28,7 @@ import pytest
 from psycopg import sql
 
 from platformdb import devdb, migrate
+from tests.aio_face import face, pytest_generate_tests, pytest_pyfunc_call  # noqa: F401 (both SDK faces)
 
 TEMPLATE = "platformdb_template"
 _counter = itertools.count()
