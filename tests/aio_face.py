@@ -1,14 +1,15 @@
-"""Both faces of the SDK under the same tests: every test of a capability's SDK module that
-takes the `conn` fixture (tests/db/test_<capability>.py) runs twice, `[sync]` and `[async]`.
+"""Both faces of the SDK under the same tests: every test of a capability's SDK module
+(tests/db/test_<capability>.py) that takes a connection fixture (`conn`, or a module's own
+fixture returning a `psycopg.Connection`, like `svc`) runs twice, `[sync]` and `[async]`.
 
 The `[async]` run is the same test function, unchanged, executed the way `platformdb.aio`
-executes an SDK call: inside `aio.run_sync` on an asyncio event loop, with `conn` the
-synchronous facade of a `psycopg.AsyncConnection` to the same clone (autocommit, like the
-`conn` fixture). Every SDK call, `db.as_service(conn)` / `db.as_user(...)` block, cursor, COPY
-and transaction of the test then goes through the async connection and the greenlet bridge —
-the code path of every `platformdb.aio` twin — and its results and refusals are asserted by the
-test exactly as for the sync face. (The twins' own argument handling is tested in
-tests/db/test_aio.py.)
+executes an SDK call: inside `aio.run_sync` on an asyncio event loop, with each connection
+argument the synchronous facade of a `psycopg.AsyncConnection` to the same clone, in the same
+state (autocommit, the role and settings the fixture set for its session). Every SDK call,
+`db.as_service(conn)` / `db.as_user(...)` block, cursor, COPY and transaction of the test then
+goes through the async connection and the greenlet bridge — the code path of every
+`platformdb.aio` twin — and its results and refusals are asserted by the test exactly as for
+the sync face. (The twins' own argument handling is tested in tests/db/test_aio.py.)
 
 A test that hands `conn` to other threads cannot run on one event loop; its module lists it
 in `SYNC_ONLY` below with the reason, and it runs on the sync face only.
@@ -19,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 from pathlib import Path
+from typing import Any
+
 import psycopg
 import pytest
 
@@ -45,30 +48,64 @@ def face(request: pytest.FixtureRequest) -> str:
     return getattr(request, "param", "sync")
 
 
+def _connection_fixtures(metafunc: pytest.Metafunc) -> list[str]:
+    """The test's own arguments whose fixtures return a psycopg connection."""
+    names = []
+    for name in metafunc.definition._fixtureinfo.argnames:
+        for fixturedef in metafunc._arg2fixturedefs.get(name, ()):
+            returns = fixturedef.func.__annotations__.get("return", "")
+            if "Connection" in str(returns) and "Callable" not in str(returns):
+                names.append(name)
+                break
+    return names
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "conn" not in metafunc.fixturenames or _capability_module(Path(str(metafunc.definition.fspath))) is None:
+    if _capability_module(Path(str(metafunc.definition.fspath))) is None:
         return
     if metafunc.definition.name in SYNC_ONLY or inspect.iscoroutinefunction(metafunc.function):
         return
-    metafunc.parametrize("face", FACES, indirect=True)
+    if _connection_fixtures(metafunc):
+        metafunc.parametrize("face", FACES, indirect=True)
+
+
+async def _async_twin_of(conn: psycopg.Connection[Any]) -> psycopg.AsyncConnection[Any]:
+    """A new async connection in the state of `conn`: same database, autocommit, and the
+    settings the fixture made for the session (role, custom GUCs)."""
+    settings = conn.execute(
+        "select name, setting from pg_settings where source = 'session' and name <> 'application_name'"
+    ).fetchall()
+    role = conn.execute("select current_user::text, session_user::text").fetchone()
+    aconn = await psycopg.AsyncConnection.connect(
+        conn.info.dsn, password=conn.info.password, autocommit=conn.autocommit
+    )
+    for name, value in settings:
+        if name != "role":
+            await aconn.execute("select set_config(%s, %s, false)", (name, value))
+    if role is not None and role[0] != role[1]:
+        await aconn.execute("select set_config('role', %s, false)", (role[0],))
+    return aconn
 
 
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     callspec = getattr(pyfuncitem, "callspec", None)
     if callspec is None or callspec.params.get("face") != "async":
         return None
-    db_url = pyfuncitem._request.getfixturevalue("db_url")
     names = pyfuncitem._fixtureinfo.argnames
     kwargs = {name: pyfuncitem.funcargs[name] for name in names}
 
     async def run() -> None:
-        aconn = await psycopg.AsyncConnection.connect(db_url, autocommit=True)
+        opened = []
         try:
-            kwargs["conn"] = SyncConnection(aconn)
+            for name, value in list(kwargs.items()):
+                if isinstance(value, psycopg.Connection):
+                    aconn = await _async_twin_of(value)
+                    opened.append(aconn)
+                    kwargs[name] = SyncConnection(aconn)
             await run_sync(pyfuncitem.obj, **kwargs)
         finally:
-            await aconn.close()
+            for aconn in opened:
+                await aconn.close()
 
     asyncio.run(run())
     return True
-
