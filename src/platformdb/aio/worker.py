@@ -425,6 +425,14 @@ def consumer(config: WorkerConfig, registry: Registry | None = None) -> AsyncCon
     return AsyncConsumer(config, registry, queues, job_types)
 
 
+# SIGTERM/SIGINT that arrived while the process was still starting (before the loop ran)
+_SIGNALLED_EARLY: list[int] = []
+
+
+def _note_early_signal(signum: int, _frame: Any) -> None:
+    _SIGNALLED_EARLY.append(signum)
+
+
 async def run(config: WorkerConfig, stop: asyncio.Event | None = None) -> bool:
     """Consume (and keep house) until `stop` is set or SIGTERM/SIGINT arrives; True when
     everything stopped within the grace period (plus the threaded worker's margin)."""
@@ -433,6 +441,8 @@ async def run(config: WorkerConfig, stop: asyncio.Event | None = None) -> bool:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    if _SIGNALLED_EARLY:
+        stop.set()
     duties: list[Callable[[asyncio.Event], Awaitable[None]]] = []
     cons = consumer(config)
     if cons is not None:
@@ -481,6 +491,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The queue and job consumer on one asyncio event loop (handlers may be async def)."""
         import socket
+
+        for sig in (signal.SIGTERM, signal.SIGINT):  # until the loop takes over: stop once it runs
+            signal.signal(sig, _note_early_signal)
 
         from platformdb.cli import err_console, fail, url_of
 
