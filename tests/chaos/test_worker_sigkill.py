@@ -130,6 +130,9 @@ def test_workers_killed_at_random_lose_nothing(
                 next_kill = time.monotonic() + rng.uniform(1, 3)
             time.sleep(0.1)
         elapsed = time.monotonic() - t0
+        # the SIGTERM below checks a clean drain: wait until a replacement started moments ago
+        # is up (a process still importing holds nothing, and Python's default SIGTERM ends it)
+        wait_for("every worker up", lambda: all(w.tail() for w in workers), 120, workers)
         for w in workers:
             assert w.stop() == 0, w.tail()
 

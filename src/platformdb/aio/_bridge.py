@@ -50,7 +50,7 @@ def await_(awaitable: Awaitable[T]) -> T:
     return cast(T, current.parent.switch(awaitable))
 
 
-async def run_sync(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+async def run_sync(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """Run the synchronous `fn(*args, **kwargs)` on this event loop; its `await_` calls yield."""
     child = _Bridge(fn, greenlet.getcurrent())
     child.gr_context = contextvars.copy_context()
@@ -284,6 +284,18 @@ class SyncConnection:
     @property
     def row_factory(self) -> Any:
         return self._connection.row_factory
+
+    def add_notice_handler(self, callback: Callable[[psycopg.errors.Diagnostic], None]) -> None:
+        self._connection.add_notice_handler(callback)
+
+    def remove_notice_handler(self, callback: Callable[[psycopg.errors.Diagnostic], None]) -> None:
+        self._connection.remove_notice_handler(callback)
+
+    def add_notify_handler(self, callback: Callable[[psycopg.Notify], None]) -> None:
+        self._connection.add_notify_handler(callback)
+
+    def remove_notify_handler(self, callback: Callable[[psycopg.Notify], None]) -> None:
+        self._connection.remove_notify_handler(callback)
 
 
 def facade(conn: Any) -> SyncConnection | SyncCursor:
