@@ -49,6 +49,9 @@ TIMEOUT_SECONDS = float(os.environ.get("BENCH_TIMEOUT_SECONDS", "1800"))
 # --quick: sizes small enough for a look in a couple of minutes. Targets are stated for the
 # benches' own sizes, so a quick run's met / not met is indicative only.
 QUICK_ENV = {
+    "BENCH_AIO_CALLS": "400",
+    "BENCH_AIO_ROUNDS": "1",
+    "BENCH_AIO_MESSAGES": "500",
     "BENCH_SINGLE": "1000",
     "BENCH_BATCH": "50000",
     "BENCH_SECONDS": "2",
@@ -472,6 +475,61 @@ REPORTS: dict[str, Report] = {
         "issue 17",
         _node_rows(),
         NODE_NOTES,
+    ),
+    "aio": Report(
+        "The async face vs the sync face (platformdb.aio vs platformdb.sdk), same run",
+        "issue 20",
+        (
+            Row(
+                "`get_cache` from one connection, async twin",
+                "async_one_get_per_s",
+                "calls/s",
+                "sync `get_cache`",
+                "sync_one_get_per_s",
+            ),
+            Row(
+                "`get_cache` from a pool of 8 (8 tasks, one loop)",
+                "async_pool_get_per_s",
+                "calls/s",
+                "8 threads on a `ConnectionPool`",
+                "sync_pool_get_per_s",
+            ),
+            Row(
+                "`enqueue_message` in `as_service`, one connection, async",
+                "async_one_enqueue_per_s",
+                "calls/s",
+                "sync",
+                "sync_one_enqueue_per_s",
+            ),
+            Row(
+                "`enqueue_message` in `as_service`, pool of 8, async",
+                "async_pool_enqueue_per_s",
+                "calls/s",
+                "8 threads",
+                "sync_pool_enqueue_per_s",
+            ),
+            Row(
+                "`aio-worker`, no-op handler, concurrency 8",
+                "async_worker_noop_per_s",
+                "messages/s",
+                "threaded worker, concurrency 8",
+                "threaded_worker_noop_per_s",
+            ),
+            Row(
+                "`aio-worker`, handler awaiting 20 ms, concurrency 8",
+                "async_worker_io_per_s",
+                "messages/s",
+                "threaded worker, 8 handler threads",
+                "threaded_worker_io_per_s",
+            ),
+            Row(
+                "`aio-worker`, handler awaiting 20 ms, concurrency 64",
+                "async_worker_io_c64_per_s",
+                "messages/s",
+                "threaded worker, 8 handler threads",
+                "threaded_worker_io_per_s",
+            ),
+        ),
     ),
     "observability": Report(
         "Metrics ingest: batch paths vs single calls",

@@ -36,6 +36,8 @@ from psycopg import sql
 
 from platformdb import db, devdb, migrate
 from platformdb.pgbouncer import PgBouncer
+from tests import aio_face
+from tests.aio_face import face, pytest_pyfunc_call  # noqa: F401 (both SDK faces)
 
 TEMPLATE = "platformdb_template"
 POOL_SIZE = 4  # PgBouncer server connections per database: fewer than the 16 concurrent clients
@@ -45,6 +47,7 @@ _counter = itertools.count()
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "route" in metafunc.fixturenames and metafunc.definition.get_closest_marker("pooled"):
         metafunc.parametrize("route", ["direct", "pooled"], indirect=True)
+    aio_face.pytest_generate_tests(metafunc)  # the capability SDK tests through both faces
 
 
 @pytest.fixture

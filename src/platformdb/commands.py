@@ -13,6 +13,7 @@ import typer
 MODULES: list[str] = [
     "platformdb.demo",
     "platformdb.worker",
+    "platformdb.aio.worker",
     "platformdb.lint",
     "platformdb.verify",
     "platformdb.security_doc",

@@ -33,7 +33,11 @@ SIZE = {
 }[report.profile()]
 LEASE = 5  # seconds: messages; jobs get the same through timeout_seconds
 MAX_ATTEMPTS = 10
-APP = "tests.chaos.worker_app"
+# the threaded worker with plain handlers, the asyncio worker with async def ones
+WORKERS = {
+    "threaded": ("worker", "tests.chaos.worker_app"),
+    "aio": ("aio-worker", "tests.chaos.aio_worker_app"),
+}
 
 
 def _states(conn: psycopg.Connection[Any]) -> tuple[Counter[str], Counter[str]]:
@@ -67,7 +71,11 @@ def _seed(conn: psycopg.Connection[Any], n_messages: int, n_jobs: int) -> None:
         )
 
 
-def test_workers_killed_at_random_lose_nothing(db_url: str, spawn: Callable[..., Proc], tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", sorted(WORKERS))
+def test_workers_killed_at_random_lose_nothing(
+    kind: str, db_url: str, spawn: Callable[..., Proc], tmp_path: Path
+) -> None:
+    command, app = WORKERS[kind]
     record = tmp_path / "processed.txt"
     with psycopg.connect(db_url, autocommit=True) as conn:
         _seed(conn, SIZE["messages"], SIZE["jobs"])
@@ -80,11 +88,11 @@ def test_workers_killed_at_random_lose_nothing(db_url: str, spawn: Callable[...,
         return spawn(
             wid,
             [
-                "worker",
+                command,
                 "--database-url",
                 db_url,
                 "--app",
-                APP,
+                app,
                 "--worker-id",
                 wid,
                 "--concurrency",
@@ -122,6 +130,9 @@ def test_workers_killed_at_random_lose_nothing(db_url: str, spawn: Callable[...,
                 next_kill = time.monotonic() + rng.uniform(1, 3)
             time.sleep(0.1)
         elapsed = time.monotonic() - t0
+        # the SIGTERM below checks a clean drain: wait until a replacement started moments ago
+        # is up (a process still importing holds nothing, and Python's default SIGTERM ends it)
+        wait_for("every worker up", lambda: all(w.tail() for w in workers), 120, workers)
         for w in workers:
             assert w.stop() == 0, w.tail()
 
@@ -188,8 +199,8 @@ def test_workers_killed_at_random_lose_nothing(db_url: str, spawn: Callable[...,
         "signal": signal.Signals.SIGKILL.name,
     }
     report.write(
-        "worker_sigkill",
-        f"worker SIGKILL loop: {SIZE['messages']} messages + {SIZE['jobs']} jobs, {len(killed)} kills in"
+        "worker_sigkill" if kind == "threaded" else f"worker_sigkill_{kind}",
+        f"{kind} worker SIGKILL loop: {SIZE['messages']} messages + {SIZE['jobs']} jobs, {len(killed)} kills in"
         f" {elapsed:.0f} s: 0 lost, {len(dup_messages)} + {len(dup_jobs)} duplicates, all of them work a killed"
         f" worker held ({len(msg_killed)} + {len(job_killed)} in flight at the kills)",
         figures,

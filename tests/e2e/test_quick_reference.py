@@ -71,9 +71,9 @@ PY_ROLE = re.compile(r"^# as (anon|authenticated|service_role)\s*$")
 JS_ROLE = re.compile(r"^// as (anon|authenticated|service_role)\s*$")
 # what a Python block must contain to act as the role it names
 PY_ACTING = {
-    "service_role": ("db.as_service(", 'role="service_role"'),
-    "authenticated": ("db.as_user(",),
-    "anon": ("db.as_anon(",),
+    "service_role": ("db.as_service(", 'role="service_role"', "aio.as_service("),
+    "authenticated": ("db.as_user(", "aio.as_user("),
+    "anon": ("db.as_anon(", "aio.as_anon("),
 }
 BOOL_OID = 16
 EXPECT = re.compile(r"^--\s*→\s*(.*?)\s*$")
