@@ -209,7 +209,7 @@ def _compute_if_first(
 ) -> tuple[bool, T | Any]:
     """(True, value) when this caller got the key's lock (and computed or found the value),
     (False, None) when another caller holds it."""
-    conn = ex if isinstance(ex, psycopg.Connection) else ex.connection
+    conn = ex if hasattr(ex, "transaction") else ex.connection  # a connection (or its async facade), or a cursor
     with conn.transaction():
         with wrap_errors():
             row = ex.execute(TRY_LOCK, (LOCK_NAMESPACE, key)).fetchone()
