@@ -20,6 +20,7 @@ MODULES: list[str] = [
     "platformdb.docs",
     "platformdb.maintain",
     "platformdb.dashboard.cli",
+    "platformdb.citus",
 ]
 
 

@@ -9,10 +9,18 @@ Every table in `public` has a placement on a Citus cluster:
 - `local`: stays on the coordinator as a plain table (queues that need global SKIP LOCKED
   claims, counters, maintenance bookkeeping): one node carries it comfortably.
 
-Where today's schema does not yet meet Citus's rule, the change it needs is written down in
-`changes` (constraint name → what it becomes). `tests/db/test_scaling_plan.py` fails when a
-table has no placement, when a unique key or foreign key of a distributed table breaks the rule
-without a written change, or when a written change names a constraint that no longer exists.
+Where today's schema does not meet Citus's rule, the change is written in `changes`
+(constraint name → what it becomes), in a form `platformdb citus distribute` executes
+(platformdb.citus):
+- `PRIMARY KEY (…)` / `UNIQUE (…)` / `FOREIGN KEY …`: the constraint is replaced, same name;
+- `index (cols): why`: the unique constraint becomes a plain index of the same name;
+- `drop: why`: the constraint is dropped (on the Citus cluster only).
+`colocate_with` names the table whose co-location group a distributed table joins (default:
+a group of its own).
+`tests/db/test_scaling_plan.py` fails when a table has no placement, when a unique key or
+foreign key of a distributed table breaks the rule without a written change, when a local
+table keeps a foreign key to a distributed one, or when a written change names a constraint
+that no longer exists.
 """
 
 from __future__ import annotations
@@ -26,18 +34,19 @@ class Placement:
     column: str | None = None
     why: str = ""
     changes: dict[str, str] = field(default_factory=dict)
+    colocate_with: str | None = None
 
 
-def distributed(column: str, why: str, **changes: str) -> Placement:
-    return Placement("distributed", column, why, dict(changes))
+def distributed(column: str, why: str, colocate_with: str | None = None, **changes: str) -> Placement:
+    return Placement("distributed", column, why, dict(changes), colocate_with)
 
 
-def reference(why: str) -> Placement:
-    return Placement("reference", None, why)
+def reference(why: str, **changes: str) -> Placement:
+    return Placement("reference", None, why, dict(changes))
 
 
-def local(why: str) -> Placement:
-    return Placement("local", None, why)
+def local(why: str, **changes: str) -> Placement:
+    return Placement("local", None, why, dict(changes))
 
 
 PLAN: dict[str, Placement] = {
@@ -56,42 +65,59 @@ PLAN: dict[str, Placement] = {
     "whatsapp_sessions": distributed(
         "phone_number",
         "one row per phone; every webhook and activity update is keyed by the phone",
-        whatsapp_sessions_pkey="PRIMARY KEY (phone_number, id) — or drop the surrogate id",
+        whatsapp_sessions_pkey="PRIMARY KEY (phone_number, id)",
     ),
     "whatsapp_message_queue": local(
-        "an outbound queue claimed globally by priority with SKIP LOCKED; thousands/s fit one node"
+        "an outbound queue claimed globally by priority with SKIP LOCKED; thousands/s fit one node",
+        whatsapp_message_queue_session_fk=(
+            "drop: Citus keeps no foreign key from a local table to a distributed one; session_id"
+            " stays a hint (the sender reads the session by phone number)"
+        ),
     ),
-    "whatsapp_inbound_messages": local("work queue for the app; small and short-lived"),
+    "whatsapp_inbound_messages": local(
+        "work queue for the app; small and short-lived",
+        whatsapp_inbound_messages_session_fk=(
+            "drop: Citus keeps no foreign key from a local table to a distributed one; session_id"
+            " stays a hint"
+        ),
+    ),
     "whatsapp_status_backlog": local("tiny buffer for statuses that outran the sender"),
     # §3.3 payments
     "transactions": distributed(
         "user_id",
         "a user's money lives on one shard: their history, payment methods and checks are local",
+        colocate_with="payment_methods",
         transactions_pkey="PRIMARY KEY (user_id, id, created_at)",
     ),
     "payment_methods": distributed(
         "user_id",
         "co-located with transactions (the composite FK already carries user_id)",
-        payment_methods_pkey="PRIMARY KEY (user_id, id) (UNIQUE (id, user_id) already qualifies)",
+        payment_methods_pkey="PRIMARY KEY (user_id, id)",
     ),
     "transaction_directory": distributed(
         "id",
         "global lookup by transaction id (status changes by id) — a second, id-keyed co-location group",
         transaction_directory_transaction_ref_key=(
-            "derive transaction_ref from the id (it is unique by construction) or keep refs in a"
-            " table distributed by transaction_ref"
+            "index (transaction_ref): refs are unique by construction (a permuted sequence value,"
+            " drawn on the coordinator where every insert is planned); the index keeps lookups by ref"
         ),
     ),
     "transaction_idempotency_keys": distributed(
         "idempotency_key",
         "global idempotency = one shard per key; create_transaction touches it and the user's shard"
         " in one distributed (2PC) transaction",
-        transaction_idempotency_keys_transaction_id_key="a plain index (uniqueness follows from the directory)",
-        transaction_idempotency_keys_transaction_fkey="checked by create_transaction (no cross-group FK)",
+        transaction_idempotency_keys_transaction_id_key=(
+            "index (transaction_id): uniqueness follows from the directory's primary key"
+        ),
+        transaction_idempotency_keys_transaction_fkey=(
+            "drop: create_transaction writes the key and the transaction in one distributed"
+            " transaction (no foreign key across co-location groups)"
+        ),
     ),
     "transaction_events": distributed(
         "transaction_id",
         "co-located with transaction_directory (both hash the transaction id)",
+        colocate_with="transaction_directory",
         transaction_events_pkey="PRIMARY KEY (transaction_id, id)",
     ),
     "currencies": reference("ISO 4217 minor units, read by every money function"),
@@ -105,7 +131,9 @@ PLAN: dict[str, Placement] = {
         "a stream is read and appended as a unit; its events and head live on one shard",
         event_store_pkey="PRIMARY KEY (aggregate_id, id, created_at)",
     ),
-    "event_streams": distributed("aggregate_id", "stream heads co-located with their events"),
+    "event_streams": distributed(
+        "aggregate_id", "stream heads co-located with their events", colocate_with="event_store"
+    ),
     "event_subscriptions": local("catch-up checkpoints: a few rows written by subscribers"),
     "message_queue": local("global claims with SKIP LOCKED and leases; measured >10k msg/s on one node"),
     "background_jobs": local("as message_queue"),
@@ -115,7 +143,8 @@ PLAN: dict[str, Placement] = {
     "locations": distributed(
         "user_id",
         "a user's places together; nearby search fans out and merges KNN per shard",
-        locations_pkey="PRIMARY KEY (user_id, id); public points (no user) move to a reference table",
+        colocate_with="payment_methods",
+        locations_pkey="UNIQUE (user_id, id)",
     ),
     "routes": distributed("id", "a cache of routing answers; matched by endpoints on every shard"),
     "cache_entries": distributed("key", "key-value access by key only"),
