@@ -20,6 +20,7 @@ Settings (docs/scaling.md, "Settings"):
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,7 +51,9 @@ def citus_installed(bindir: Path | None = None) -> bool:
 @dataclass
 class CitusCluster:
     coordinator: devdb.Cluster
+    base: Path
     workers: list[devdb.Cluster] = field(default_factory=list)
+    version: str = "?"
 
     @property
     def nodes(self) -> list[devdb.Cluster]:
@@ -62,6 +65,7 @@ class CitusCluster:
     def destroy(self) -> None:
         for n in reversed(self.nodes):
             n.destroy()
+        shutil.rmtree(self.base, ignore_errors=True)
 
 
 def _node(base: Path, name: str) -> devdb.Cluster:
@@ -95,7 +99,7 @@ def start(workers: int = 2, progress: Callable[[str], None] = print) -> CitusClu
     os.chmod(base, 0o755)  # noqa: S103
     devdb._chown_postgres(base)
     coordinator = _node(base, "coordinator")
-    cc = CitusCluster(coordinator)
+    cc = CitusCluster(coordinator, base)
     try:
         for i in range(workers):
             cc.workers.append(_node(base, f"worker{i + 1}"))
@@ -103,9 +107,10 @@ def start(workers: int = 2, progress: Callable[[str], None] = print) -> CitusClu
             conn.execute("select citus_set_coordinator_host('127.0.0.1', %s)", (coordinator.port,))
             for w in cc.workers:
                 conn.execute("select citus_add_node('127.0.0.1', %s)", (w.port,))
-            version = conn.execute("select extversion from pg_extension where extname = 'citus'").fetchone()
+            row = conn.execute("select citus_version()").fetchone()
+            cc.version = str(row[0]).split(" on ")[0] if row else "?"
         progress(
-            f"citus {version[0] if version else '?'}: coordinator 127.0.0.1:{coordinator.port}, workers "
+            f"{cc.version}: coordinator 127.0.0.1:{coordinator.port}, workers "
             + ", ".join(f"127.0.0.1:{w.port}" for w in cc.workers)
         )
     except BaseException:

@@ -1,0 +1,83 @@
+"""The test harness's shared-database mode (PLATFORMDB_TEST_DATABASE_URL), used by `make citus`.
+
+A Citus coordinator cannot be cloned per test (a clone carries the coordinator's metadata but
+no shards: they live on the workers). So the tests run against the one given database, and
+before each test `Baseline.reset` puts every table of `public` and `auth` back to what it held
+when the session began (TRUNCATE, then the baseline rows by COPY), so each test starts from the same rows as on a fresh clone of the template.
+
+What a shared database cannot give is skipped with a reason: a second, empty database
+(`new_db_url`: migration up/down tests) and the cluster itself (restarts, other databases).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+ENV = "PLATFORMDB_TEST_DATABASE_URL"
+NO_CLUSTER = (
+    "needs a cluster or a database of its own; PLATFORMDB_TEST_DATABASE_URL runs every test in"
+    " one shared database (a Citus coordinator: its shards live on the workers, so a clone of"
+    " it carries no data)"
+)
+
+TABLES = """
+select quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+       array(select quote_ident(a.attname) from pg_attribute a
+              where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and a.attgenerated = ''
+              order by a.attnum)::text[]
+  from pg_class c join pg_namespace n on n.oid = c.relnamespace
+ where c.relnamespace in ('public'::regnamespace, 'auth'::regnamespace)
+   and c.relkind in ('r', 'p') and not c.relispartition
+   and not exists (select 1 from pg_depend d where d.objid = c.oid and d.deptype = 'e')
+ order by 1
+"""
+
+
+def given_url() -> str | None:
+    return os.environ.get(ENV) or None
+
+
+class Baseline:
+    """The rows of every table at the start of the session, restorable before each test."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.tables: list[tuple[str, list[str]]] = []
+        self.rows: dict[str, bytes] = {}
+        with psycopg.connect(url, autocommit=True) as conn:
+            self.tables = [(r[0], list(r[1])) for r in conn.execute(TABLES).fetchall()]
+            for table, cols in self.tables:
+                if conn.execute(sql.SQL("select exists (select 1 from {})").format(sql.SQL(table))).fetchone()[0]:  # type: ignore[index]
+                    self.rows[table] = self._copy_out(conn, table, cols)
+
+    @staticmethod
+    def _columns(cols: list[str]) -> sql.Composable:
+        return sql.SQL(", ").join(sql.SQL(c) for c in cols)
+
+    def _copy_out(self, conn: psycopg.Connection[Any], table: str, cols: list[str]) -> bytes:
+        out = bytearray()
+        q = sql.SQL("copy (select {} from {}) to stdout (format binary)").format(
+            self._columns(cols), sql.SQL(table)
+        )
+        with conn.cursor().copy(q) as cp:
+            for chunk in cp:
+                out += chunk
+        return bytes(out)
+
+    def reset(self) -> None:
+        cols = dict(self.tables)
+        with psycopg.connect(self.url) as conn:
+            conn.execute(
+                sql.SQL("truncate {}").format(sql.SQL(", ").join(sql.SQL(t) for t, _ in self.tables))
+            )
+            for table, data in self.rows.items():
+                q = sql.SQL("copy {} ({}) from stdin (format binary)").format(
+                    sql.SQL(table), self._columns(cols[table])
+                )
+                with conn.cursor().copy(q) as cp:
+                    cp.write(data)
+            conn.commit()
