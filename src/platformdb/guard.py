@@ -86,11 +86,39 @@ limit 1
 """
 
 
+def replaced_functions(sql: str) -> set[CreatedObject]:
+    """The functions a SQL file redefines with CREATE OR REPLACE."""
+    return {
+        _qualified("function", raw.stmt.funcname)
+        for raw in parse_sql(sql)
+        if isinstance(raw.stmt, ast.CreateFunctionStmt) and raw.stmt.replace
+    }
+
+
+def _ours_before(pending: list[Migration]) -> set[CreatedObject]:
+    """What the migrations older than the first pending one (same folder) create."""
+    if not pending:
+        return set()
+    first = min(m.version for m in pending)
+    ours: set[CreatedObject] = set()
+    for path in sorted(pending[0].path.parent.glob("*.sql")):
+        if path.name.endswith(".down.sql") or path.name.split("_", 1)[0] >= first:
+            continue
+        ours.update(created_objects(path.read_text()))
+    return ours
+
+
 def check_names_free(conn: psycopg.Connection, pending: list[Migration]) -> None:
-    """Raise NameTakenError naming the first object of `pending` whose name is taken."""
+    """Raise NameTakenError naming the first object of `pending` whose name is taken.
+
+    A CREATE OR REPLACE of a function that an earlier migration of ours created is a
+    redefinition of our own function, not a name taken by someone else.
+    """
+    ours = _ours_before(pending)
     for m in pending:
+        redefined = replaced_functions(m.text()) & ours
         for obj in created_objects(m.text()):
-            if obj.schema not in ("public",):
+            if obj.schema not in ("public",) or obj in redefined:
                 continue
             row = conn.execute(TAKEN_SQL, {"schema": obj.schema, "name": obj.name}).fetchone()
             if row:
