@@ -155,3 +155,28 @@ PLAN: dict[str, Placement] = {
     "maintenance_schedule": local("maintenance schedule"),
     "archived_partitions": local("catalog of detached partitions"),
 }
+
+# What Citus still refuses in today's schema, found by the static checks of
+# tests/db/test_scaling_plan.py (problem prefix → why it is open and how it closes). The test
+# fails on any other problem, and on an entry here that no longer matches a problem (a closed
+# gap leaves the list). docs/scaling.md, "Open gaps", says the same.
+KNOWN_GAPS: dict[str, str] = {
+    "transactions: trigger transactions_before_insert": (
+        "the insert trigger writes transaction_directory and transaction_events (the id-keyed"
+        " group) from the user's shard; closes when create_transaction writes the directory and"
+        " the first event itself (two router statements in one distributed transaction)"
+    ),
+    "transactions: trigger transactions_after_status_change": (
+        "the status trigger appends to transaction_events (id-keyed group); closes when"
+        " update_transaction_status appends the event itself"
+    ),
+    "feature_flags: trigger platformdb_audit": (
+        "the audit trigger fires on every placement of the reference table and writes the"
+        " distributed system_audit_logs; closes when upsert_feature_flag writes its audit entry"
+        " itself (one statement on the coordinator)"
+    ),
+    "update_whatsapp_session_activity(text,boolean,text,jsonb,text,interval): now in ON CONFLICT": (
+        "now() in DO UPDATE SET; the fix is the pattern of 20260401230000 (v_now := now() first),"
+        " carried into this function's current definition"
+    ),
+}
