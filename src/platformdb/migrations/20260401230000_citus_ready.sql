@@ -9,10 +9,12 @@
 --   the WHERE of a DELETE on a distributed table);
 -- - get_transaction: two key lookups (directory by id, then the user's row by user_id) in
 --   PL/pgSQL instead of a join of two co-location groups in a parameterised SQL function;
--- - find_nearby_locations (service path): ST_DWithin(geography, point, r, false) instead of
---   `location && _st_expand(point, r)`: a precomputed geography box loses its box when it
---   is shipped to a worker as a constant (the box is not part of the value's text), while
---   ST_DWithin derives the same index condition on whichever node plans the query;
+-- - find_nearby_locations (service path): the bounding box is the expression
+--   `_st_expand(v_point, r)` in the query instead of a box computed into a variable first: a
+--   geography value shipped to a worker as a constant loses its cached box (the box is not
+--   part of the value's text form), so `location && box` matched nothing there; the
+--   immutable expression is shipped as it is and computed where the query runs. On one node
+--   the planner folds it into the same constant index condition as before (same plan).
 -- - propagate_request_claims(): for PostgREST's db-pre-request: re-issues the request's JWT
 --   claims as SET LOCAL, which Citus forwards to the workers (citus.propagate_set_commands =
 --   'local'), where the row-level security policies of the shards read them.
@@ -338,7 +340,7 @@ begin
                   from public.locations l
                  where l.is_active
                    and l.location_type = 'current'
-                   and st_dwithin(l.location, v_point, p_radius_meters, false)
+                   and l.location && _st_expand(v_point, p_radius_meters)
                  order by l.location <-> v_point
                  limit p_limit) k
              where k.distance_meters <= p_radius_meters
@@ -351,7 +353,7 @@ begin
                   from public.locations l
                  where l.is_active
                    and l.location_type = 'pickup'
-                   and st_dwithin(l.location, v_point, p_radius_meters, false)
+                   and l.location && _st_expand(v_point, p_radius_meters)
                  order by l.location <-> v_point
                  limit p_limit) k
              where k.distance_meters <= p_radius_meters
@@ -364,7 +366,7 @@ begin
                   from public.locations l
                  where l.is_active
                    and l.location_type = 'dropoff'
-                   and st_dwithin(l.location, v_point, p_radius_meters, false)
+                   and l.location && _st_expand(v_point, p_radius_meters)
                  order by l.location <-> v_point
                  limit p_limit) k
              where k.distance_meters <= p_radius_meters
@@ -377,7 +379,7 @@ begin
                   from public.locations l
                  where l.is_active
                    and (p_location_type is null or l.location_type = p_location_type)
-                   and st_dwithin(l.location, v_point, p_radius_meters, false)
+                   and l.location && _st_expand(v_point, p_radius_meters)
                  order by l.location <-> v_point
                  limit p_limit) k
              where k.distance_meters <= p_radius_meters
