@@ -3,7 +3,8 @@
 A Citus coordinator cannot be cloned per test (a clone carries the coordinator's metadata but
 no shards: they live on the workers). So the tests run against the one given database, and
 before each test `Baseline.reset` puts every table of `public` and `auth` back to what it held
-when the session began (TRUNCATE, then the baseline rows by COPY), so each test starts from the same rows as on a fresh clone of the template.
+when the session began (TRUNCATE, then the baseline rows by COPY), so each test starts
+from the same rows as on a fresh clone of the template.
 
 What a shared database cannot give is skipped with a reason: a second, empty database
 (`new_db_url`: migration up/down tests) and the cluster itself (restarts, other databases).

@@ -60,7 +60,8 @@ def test_dry_run_prints_every_placement_in_a_valid_order(db_url: str) -> None:
     assert order.index("event_store") < order.index("event_streams")
     assert "colocate_with => 'public.payment_methods'" in out
     # the plan's constraint changes come before their table's placement
-    assert out.index("PRIMARY KEY (user_id, id, created_at)") < out.index("create_distributed_table('public.transactions'")
+    placed = out.index("create_distributed_table('public.transactions'")
+    assert out.index("PRIMARY KEY (user_id, id, created_at)") < placed
     assert "drop constraint if exists \"whatsapp_message_queue_session_fk\"" in out
     # owner policies lose their (select auth.uid()) subquery, which Citus refuses
     assert re.search(r"alter policy \"locations_own_update\" on public\.\"locations\" using \(.*auth\.uid\(\)", out)
@@ -93,3 +94,24 @@ def test_the_schema_changes_run_and_leave_every_unique_key_distributable(
     with db.as_user(conn, a):
         rows = conn.execute("select user_id from locations").fetchall()
     assert rows == [(a,)]
+
+
+def test_propagate_request_claims_keeps_the_claims_on_one_node(conn: psycopg.Connection[Any]) -> None:
+    """The PostgREST db-pre-request hook: the claims set with set_config(…, true), as PostgREST
+    sets them, are still the request's claims after it ran (on Citus they also reach the
+    workers; `make citus` checks that), and every API role may call it."""
+    uid = uuid.uuid4()
+    claims = f'{{"sub": "{uid}", "role": "authenticated"}}'
+    with conn.transaction(force_rollback=True):
+        conn.execute("insert into public.locations (user_id, location_type, latitude, longitude)"
+                     " values (%s, 'home', -1.95, 30.06), (gen_random_uuid(), 'home', -1.95, 30.06)", (uid,))
+        conn.execute("select set_config('request.jwt.claims', %s, true), set_config('role', 'authenticated', true)",
+                     (claims,))
+        conn.execute("select public.propagate_request_claims()")
+        row = conn.execute("select auth.uid(), (select count(*) from public.locations)").fetchone()
+        assert row == (uid, 1)
+    for role in ("anon", "authenticated", "service_role"):
+        with conn.transaction(force_rollback=True):
+            conn.execute(f"set local role {role}")
+            conn.execute("select public.propagate_request_claims()")  # no claims: a no-op
+            assert conn.execute("select current_setting('request.jwt.claims', true)").fetchone() in [(None,), ("",)]
