@@ -61,13 +61,15 @@ def prepare(url: str) -> None:
 def run_tests(url: str) -> tuple[int, dict[str, int], str]:
     env = {**os.environ, "PLATFORMDB_TEST_DATABASE_URL": url}
     extra = os.environ.get("PLATFORMDB_CITUS_PYTEST_ARGS", "").split()
-    r = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", *extra, *TESTS],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
-    )
-    out = r.stdout + r.stderr
     (ROOT / ".platformdb").mkdir(exist_ok=True)
-    (ROOT / ".platformdb" / "citus-pytest.log").write_text(out)
+    logfile = ROOT / ".platformdb" / "citus-pytest.log"
+    log(f"tests: {len(TESTS)} files, output in {logfile}")
+    with logfile.open("w") as fh:
+        r = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs", *extra, *TESTS],
+            cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, text=True, check=False,
+        )
+    out = logfile.read_text()
     counts: dict[str, int] = {}
     tail = out.strip().splitlines()[-1] if out.strip() else ""
     for n, what in re.findall(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed)", tail):

@@ -32,6 +32,9 @@ from platformdb import devdb
 
 SETTINGS = {
     "max_prepared_transactions": "200",
+    # 4 shards per distributed table (default 32): every table still spans both workers, and
+    # a test run on a small machine does not pay 32 shards per statement
+    "citus.shard_count": "4",
     "citus.propagate_set_commands": "'local'",
     "citus.enable_unsafe_triggers": "on",
     "citus.log_remote_commands": "off",
