@@ -42,6 +42,15 @@ def given_url() -> str | None:
     return os.environ.get(ENV) or None
 
 
+def skip_on_citus(conn: psycopg.Connection[Any], why: str) -> None:
+    """Skip a test that checks a property of one PostgreSQL's own storage or catalog, which a
+    Citus coordinator does not have (its rows live in the workers' shards)."""
+    if conn.execute("select 1 from pg_catalog.pg_extension where extname = 'citus'").fetchone():
+        import pytest
+
+        pytest.skip(f"on Citus: {why}")
+
+
 class Baseline:
     """The rows of every table at the start of the session, restorable before each test."""
 
@@ -80,7 +89,7 @@ class Baseline:
             full = conn.execute(probe).fetchone()[0]  # type: ignore[index]
             dirty = [t for (t, _), has in zip(self.tables, full, strict=True) if has or t in self.rows]
             if dirty:
-                conn.execute(sql.SQL("truncate {}").format(sql.SQL(", ").join(sql.SQL(t) for t in dirty)))
+                conn.execute(sql.SQL("truncate {} cascade").format(sql.SQL(", ").join(sql.SQL(t) for t in dirty)))
             for table, data in self.rows.items():
                 q = sql.SQL("copy {} ({}) from stdin (format binary)").format(
                     sql.SQL(table), self._columns(cols[table])
