@@ -9,12 +9,11 @@
 --   the WHERE of a DELETE on a distributed table);
 -- - get_transaction: two key lookups (directory by id, then the user's row by user_id) in
 --   PL/pgSQL instead of a join of two co-location groups in a parameterised SQL function;
--- - find_nearby_locations (service path): the bounding box is the expression
---   `_st_expand(v_point, r)` in the query instead of a box computed into a variable first: a
---   geography value shipped to a worker as a constant loses its cached box (the box is not
---   part of the value's text form), so `location && box` matched nothing there; the
---   immutable expression is shipped as it is and computed where the query runs. On one node
---   the planner folds it into the same constant index condition as before (same plan).
+-- - find_nearby_locations (service path): on Citus the bounding box is a polygon around the
+--   search circle: a geography value shipped to a worker as a constant loses its cached box
+--   (the box is not part of the value's text form), so the expanded point `_st_expand(point,
+--   r)` arrived as the bare point and `location && box` matched nothing there. On one
+--   PostgreSQL the box is the same `_st_expand` as before (same plan, same speed).
 -- - propagate_request_claims(): for PostgREST's db-pre-request: re-issues the request's JWT
 --   claims as SET LOCAL, which Citus forwards to the workers (citus.propagate_set_commands =
 --   'local'), where the row-level security policies of the shards read them.
@@ -255,6 +254,7 @@ as $$
 #variable_conflict use_column
 declare
     v_point geography;
+    v_box geography;
     v_uid uuid;
 begin
     if p_lat is null then
@@ -290,6 +290,16 @@ begin
     end if;
 
     v_point := st_setsrid(st_makepoint(p_lng, p_lat), 4326)::geography;
+    -- the same bounding box ST_DWithin(geography) uses as its index condition
+    v_box := _st_expand(v_point, p_radius_meters);
+    if exists (select 1 from pg_catalog.pg_extension where extname = 'citus') then
+        -- on Citus the box reaches the workers as a constant, and a geography constant's
+        -- text form carries no cached box (the expanded point arrives as the bare point and
+        -- `location && box` matches nothing): a polygon around the circle carries its box in
+        -- its coordinates (1% over the radius covers the 32-gon's chords and the projection
+        -- of the buffer); distance_meters <= p_radius_meters below stays the exact filter
+        v_box := st_buffer(v_point, p_radius_meters * 1.01);
+    end if;
 
     if current_user::text = 'authenticated' then
         -- a signed-in user: their own places (a handful, by user_id), then the public points
@@ -340,7 +350,7 @@ begin
                   from public.locations l
                  where l.is_active
                    and l.location_type = 'current'
-                   and l.location && _st_expand(v_point, p_radius_meters)
+                   and l.location && v_box
                  order by l.location <-> v_point
                  limit p_limit) k
              where k.distance_meters <= p_radius_meters
@@ -353,7 +363,7 @@ begin
                   from public.locations l
                  where l.is_active
                    and l.location_type = 'pickup'
-                   and l.location && _st_expand(v_point, p_radius_meters)
+                   and l.location && v_box
                  order by l.location <-> v_point
                  limit p_limit) k
              where k.distance_meters <= p_radius_meters
@@ -366,7 +376,7 @@ begin
                   from public.locations l
                  where l.is_active
                    and l.location_type = 'dropoff'
-                   and l.location && _st_expand(v_point, p_radius_meters)
+                   and l.location && v_box
                  order by l.location <-> v_point
                  limit p_limit) k
              where k.distance_meters <= p_radius_meters
@@ -379,7 +389,7 @@ begin
                   from public.locations l
                  where l.is_active
                    and (p_location_type is null or l.location_type = p_location_type)
-                   and l.location && _st_expand(v_point, p_radius_meters)
+                   and l.location && v_box
                  order by l.location <-> v_point
                  limit p_limit) k
              where k.distance_meters <= p_radius_meters
