@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PDB := $(VENV)/bin/platformdb
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system demo test lint bench chaos clean dev-down
+.PHONY: setup system demo test lint bench chaos citus clean dev-down
 
 setup: system $(STAMP)
 
@@ -52,6 +52,12 @@ bench: setup
 chaos: setup
 	PLATFORMDB_CHAOS=full $(PY) -m pytest -q -p no:cacheprovider tests/chaos tests/fuzz
 	$(PY) bench/load.py
+
+# every capability's tests, the security matrix and verify on a Citus cluster (coordinator + 2
+# workers on loopback; docs/scaling.md). Opt-in: Citus from its packages, or built from an
+# extracted source tree: `make citus CITUS_SRC=/path/to/citus`
+citus: setup
+	CITUS_SRC="$(CITUS_SRC)" bash scripts/citus.sh
 
 dev-down:
 	-$(PDB) dev down

@@ -16,6 +16,10 @@ Fixtures:
   `connect` reach the clone through PgBouncer (connections without server-side prepared
   statements, as platformdb.db opens them for a pooler). `server_url` is always direct.
 
+PLATFORMDB_TEST_DATABASE_URL=URL (`make citus`): no cluster, no template, no clones: every test
+runs in that one database, put back to its starting rows before each test (tests/shared_db.py);
+tests that need a database or cluster of their own are skipped with the reason.
+
 PLATFORMDB_ONLY_MIGRATIONS=name1,name2 builds the template from the observability
 migration plus only the named ones (substring match) — for working on one capability while
 another's migration is unfinished. Full runs (make test, CI) never set it.
@@ -36,7 +40,7 @@ from psycopg import sql
 
 from platformdb import db, devdb, migrate
 from platformdb.pgbouncer import PgBouncer
-from tests import aio_face
+from tests import aio_face, shared_db
 from tests.aio_face import face, pytest_pyfunc_call  # noqa: F401 (both SDK faces)
 
 TEMPLATE = "platformdb_template"
@@ -68,6 +72,8 @@ def pgbouncer(cluster: devdb.Cluster) -> Iterator[PgBouncer]:
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[devdb.Cluster]:
+    if shared_db.given_url():
+        pytest.skip(shared_db.NO_CLUSTER)
     external = os.environ.get("PLATFORMDB_TEST_CLUSTER_PORT")
     if external:  # reuse a running ephemeral cluster (for fast local iteration)
         c = devdb.Cluster(devdb.Path("/nonexistent"), int(external), devdb.find_bindir())
@@ -89,7 +95,11 @@ def _drop(conn: psycopg.Connection[Any], name: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def template_url(cluster: devdb.Cluster, tmp_path_factory: pytest.TempPathFactory) -> str:
+def template_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    given = shared_db.given_url()
+    if given:
+        return given
+    cluster: devdb.Cluster = request.getfixturevalue("cluster")
     name = f"{TEMPLATE}_{os.getpid()}"
     with _admin(cluster) as conn:
         _drop(conn, name)
@@ -130,9 +140,22 @@ def _clone(cluster: devdb.Cluster, template_url: str, prefix: str = "t") -> str:
     return cluster.url(name)
 
 
+@pytest.fixture(scope="session")
+def _baseline(template_url: str) -> shared_db.Baseline | None:
+    return shared_db.Baseline(template_url) if shared_db.given_url() else None
+
+
 @pytest.fixture
-def server_url(cluster: devdb.Cluster, template_url: str) -> Iterator[str]:
-    """A fresh clone of the template, reached directly (whatever the route)."""
+def server_url(
+    request: pytest.FixtureRequest, template_url: str, _baseline: shared_db.Baseline | None
+) -> Iterator[str]:
+    """A fresh clone of the template, reached directly (whatever the route); in the
+    shared-database mode (`make citus`), that database put back to its starting rows."""
+    if _baseline is not None:
+        _baseline.reset()
+        yield template_url
+        return
+    cluster: devdb.Cluster = request.getfixturevalue("cluster")
     url = _clone(cluster, template_url)
     yield url
     with _admin(cluster) as conn:

@@ -23,6 +23,7 @@ MODULES: list[str] = [
     "platformdb.dashboard.cli",
     "platformdb.doctor",
     "platformdb.sdk.flags_cli",
+    "platformdb.citus",
 ]
 
 

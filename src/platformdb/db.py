@@ -36,6 +36,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -266,8 +267,11 @@ def set_role(conn: psycopg.Connection[Any], role: str, claims: dict[str, Any]) -
     """Inside the current transaction: become `role` with these JWT claims (SET LOCAL)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
-    conn.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
-    conn.execute("select set_config('role', %s, true)", (role,))
+    # SET LOCAL (not set_config(…, true)): on a Citus coordinator with
+    # citus.propagate_set_commands = 'local' it reaches the workers, where the row-level
+    # security of the shards reads the claims; on one PostgreSQL both are the same
+    conn.execute(sql.SQL("set local request.jwt.claims = {}").format(sql.Literal(json.dumps(claims))))
+    conn.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
 
 
 @contextmanager

@@ -375,9 +375,17 @@ def up(
 def _apply(conn: psycopg.Connection, m: Migration) -> None:
     body, statements, line_offset = transaction_body(m.path)
     t0 = time.monotonic()
+    # Citus forwards the query string of some propagated DDL to the workers: a multi-statement
+    # string would reach them whole, so on a Citus coordinator the statements go one by one
+    # (same transaction)
+    citus = conn.execute("select 1 from pg_catalog.pg_extension where extname = 'citus'").fetchone()
     try:
         with conn.transaction():
-            conn.execute(body)
+            if citus is None:
+                conn.execute(body)
+            else:
+                for stmt in statements:
+                    conn.execute(stmt.encode())
             ms = int((time.monotonic() - t0) * 1000)
             conn.execute(
                 "insert into supabase_migrations.schema_migrations (version, statements, name)"

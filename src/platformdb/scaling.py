@@ -9,10 +9,18 @@ Every table in `public` has a placement on a Citus cluster:
 - `local`: stays on the coordinator as a plain table (queues that need global SKIP LOCKED
   claims, counters, maintenance bookkeeping): one node carries it comfortably.
 
-Where today's schema does not yet meet Citus's rule, the change it needs is written down in
-`changes` (constraint name → what it becomes). `tests/db/test_scaling_plan.py` fails when a
-table has no placement, when a unique key or foreign key of a distributed table breaks the rule
-without a written change, or when a written change names a constraint that no longer exists.
+Where today's schema does not meet Citus's rule, the change is written in `changes`
+(constraint name → what it becomes), in a form `platformdb citus distribute` executes
+(platformdb.citus):
+- `PRIMARY KEY (…)` / `UNIQUE (…)` / `FOREIGN KEY …`: the constraint is replaced, same name;
+- `index (cols): why`: the unique constraint becomes a plain index of the same name;
+- `drop: why`: the constraint is dropped (on the Citus cluster only).
+`colocate_with` names the table whose co-location group a distributed table joins (default:
+a group of its own).
+`tests/db/test_scaling_plan.py` fails when a table has no placement, when a unique key or
+foreign key of a distributed table breaks the rule without a written change, when a local
+table keeps a foreign key to a distributed one, or when a written change names a constraint
+that no longer exists.
 """
 
 from __future__ import annotations
@@ -26,18 +34,19 @@ class Placement:
     column: str | None = None
     why: str = ""
     changes: dict[str, str] = field(default_factory=dict)
+    colocate_with: str | None = None
 
 
-def distributed(column: str, why: str, **changes: str) -> Placement:
-    return Placement("distributed", column, why, dict(changes))
+def distributed(column: str, why: str, colocate_with: str | None = None, **changes: str) -> Placement:
+    return Placement("distributed", column, why, dict(changes), colocate_with)
 
 
-def reference(why: str) -> Placement:
-    return Placement("reference", None, why)
+def reference(why: str, **changes: str) -> Placement:
+    return Placement("reference", None, why, dict(changes))
 
 
-def local(why: str) -> Placement:
-    return Placement("local", None, why)
+def local(why: str, **changes: str) -> Placement:
+    return Placement("local", None, why, dict(changes))
 
 
 PLAN: dict[str, Placement] = {
@@ -56,18 +65,26 @@ PLAN: dict[str, Placement] = {
     "whatsapp_sessions": distributed(
         "phone_number",
         "one row per phone; every webhook and activity update is keyed by the phone",
-        whatsapp_sessions_pkey="PRIMARY KEY (phone_number, id) — or drop the surrogate id",
+        whatsapp_sessions_pkey="PRIMARY KEY (phone_number, id)",
         whatsapp_sessions_business_user_id_key=(
-            "a directory table whatsapp_user_directory (business_user_id PRIMARY KEY, phone_number,"
-            " session id) distributed by business_user_id; a session known only by its"
-            " business-scoped user id (phone_number null, which Citus refuses as a distribution"
-            " value) is then keyed by a placeholder phone_number = business_user_id"
+            "index (business_user_id): on Citus a unique key must include phone_number, so a"
+            " business-scoped user id is not unique there (open gap, docs/scaling.md)"
         ),
     ),
     "whatsapp_message_queue": local(
-        "an outbound queue claimed globally by priority with SKIP LOCKED; thousands/s fit one node"
+        "an outbound queue claimed globally by priority with SKIP LOCKED; thousands/s fit one node",
+        whatsapp_message_queue_session_fk=(
+            "drop: Citus keeps no foreign key from a local table to a distributed one; session_id"
+            " stays a hint (the sender reads the session by phone number)"
+        ),
     ),
-    "whatsapp_inbound_messages": local("work queue for the app; small and short-lived"),
+    "whatsapp_inbound_messages": local(
+        "work queue for the app; small and short-lived",
+        whatsapp_inbound_messages_session_fk=(
+            "drop: Citus keeps no foreign key from a local table to a distributed one; session_id"
+            " stays a hint"
+        ),
+    ),
     "whatsapp_status_backlog": local("tiny buffer for statuses that outran the sender"),
     "whatsapp_quarantine": local("a handful of webhook items waiting for a fix; read by operators"),
     "whatsapp_templates": reference("the account's templates: a few hundred rows, read by every enqueue"),
@@ -75,31 +92,38 @@ PLAN: dict[str, Placement] = {
     "transactions": distributed(
         "user_id",
         "a user's money lives on one shard: their history, payment methods and checks are local",
+        colocate_with="payment_methods",
         transactions_pkey="PRIMARY KEY (user_id, id, created_at)",
     ),
     "payment_methods": distributed(
         "user_id",
         "co-located with transactions (the composite FK already carries user_id)",
-        payment_methods_pkey="PRIMARY KEY (user_id, id) (UNIQUE (id, user_id) already qualifies)",
+        payment_methods_pkey="PRIMARY KEY (user_id, id)",
     ),
     "transaction_directory": distributed(
         "id",
         "global lookup by transaction id (status changes by id) — a second, id-keyed co-location group",
         transaction_directory_transaction_ref_key=(
-            "derive transaction_ref from the id (it is unique by construction) or keep refs in a"
-            " table distributed by transaction_ref"
+            "index (transaction_ref): refs are unique by construction (a permuted sequence value,"
+            " drawn on the coordinator where every insert is planned); the index keeps lookups by ref"
         ),
     ),
     "transaction_idempotency_keys": distributed(
         "idempotency_key",
         "global idempotency = one shard per key; create_transaction touches it and the user's shard"
         " in one distributed (2PC) transaction",
-        transaction_idempotency_keys_transaction_id_key="a plain index (uniqueness follows from the directory)",
-        transaction_idempotency_keys_transaction_fkey="checked by create_transaction (no cross-group FK)",
+        transaction_idempotency_keys_transaction_id_key=(
+            "index (transaction_id): uniqueness follows from the directory's primary key"
+        ),
+        transaction_idempotency_keys_transaction_fkey=(
+            "drop: create_transaction writes the key and the transaction in one distributed"
+            " transaction (no foreign key across co-location groups)"
+        ),
     ),
     "transaction_events": distributed(
         "transaction_id",
         "co-located with transaction_directory (both hash the transaction id)",
+        colocate_with="transaction_directory",
         transaction_events_pkey="PRIMARY KEY (transaction_id, id)",
     ),
     "currencies": reference("ISO 4217 minor units, read by every money function"),
@@ -113,7 +137,9 @@ PLAN: dict[str, Placement] = {
         "a stream is read and appended as a unit; its events and head live on one shard",
         event_store_pkey="PRIMARY KEY (aggregate_id, id, created_at)",
     ),
-    "event_streams": distributed("aggregate_id", "stream heads co-located with their events"),
+    "event_streams": distributed(
+        "aggregate_id", "stream heads co-located with their events", colocate_with="event_store"
+    ),
     "event_subscriptions": local("catch-up checkpoints: a few rows written by subscribers"),
     "message_queue": local("global claims with SKIP LOCKED and leases; measured >10k msg/s on one node"),
     "background_jobs": local("as message_queue"),
@@ -123,7 +149,8 @@ PLAN: dict[str, Placement] = {
     "locations": distributed(
         "user_id",
         "a user's places together; nearby search fans out and merges KNN per shard",
-        locations_pkey="PRIMARY KEY (user_id, id); public points (no user) move to a reference table",
+        colocate_with="payment_methods",
+        locations_pkey="UNIQUE (user_id, id)",
     ),
     "routes": distributed("id", "a cache of routing answers; matched by endpoints on every shard"),
     "cache_entries": distributed("key", "key-value access by key only"),
@@ -134,4 +161,29 @@ PLAN: dict[str, Placement] = {
     "maintenance_schedule": local("maintenance schedule"),
     "archived_partitions": local("catalog of detached partitions"),
     "extension_privileges_revoked": local("what the security migration revoked on extension objects"),
+}
+
+# What Citus still refuses in today's schema, found by the static checks of
+# tests/db/test_scaling_plan.py (problem prefix → why it is open and how it closes). The test
+# fails on any other problem, and on an entry here that no longer matches a problem (a closed
+# gap leaves the list). docs/scaling.md, "Open gaps", says the same.
+KNOWN_GAPS: dict[str, str] = {
+    "transactions: trigger transactions_before_insert": (
+        "the insert trigger writes transaction_directory and transaction_events (the id-keyed"
+        " group) from the user's shard; closes when create_transaction writes the directory and"
+        " the first event itself (two router statements in one distributed transaction)"
+    ),
+    "transactions: trigger transactions_after_status_change": (
+        "the status trigger appends to transaction_events (id-keyed group); closes when"
+        " update_transaction_status appends the event itself"
+    ),
+    "feature_flags: trigger platformdb_audit": (
+        "the audit trigger fires on every placement of the reference table and writes the"
+        " distributed system_audit_logs; closes when upsert_feature_flag writes its audit entry"
+        " itself (one statement on the coordinator)"
+    ),
+    "update_whatsapp_session_activity(text,boolean,text,jsonb,text,interval): now in ON CONFLICT": (
+        "now() in DO UPDATE SET; the fix is the pattern of 20260401230000 (v_now := now() first),"
+        " carried into this function's current definition"
+    ),
 }

@@ -39,3 +39,12 @@ TABLES = [
         why="maintenance settings: changed by the owner (migrations, maintain) only",
     ),
 ]
+
+# Functions anon may execute (platformdb verify's allow list), with why.
+ANON_EXECUTE = {
+    "propagate_request_claims": (
+        "PostgREST's db-pre-request runs it for every request, anonymous ones too; it only"
+        " re-issues the request's own JWT claims as SET LOCAL (so that Citus forwards them to"
+        " the workers) and reads or writes no table"
+    ),
+}

@@ -1,0 +1,308 @@
+"""`platformdb citus distribute`: the scale-out plan (platformdb.scaling.PLAN) made executable.
+
+On a Citus coordinator that has the migrations, `distribute` runs, table by table:
+1. the plan's constraint changes (a primary key that gains the distribution column, a unique
+   constraint that becomes a plain index, a foreign key Citus cannot keep);
+2. `create_reference_table` for reference tables, then `create_distributed_table` for each
+   co-location group (the group's first table with `colocate_with => 'none'`, the others
+   with `colocate_with => <first>`), referenced tables before the tables that reference them.
+
+It is idempotent: a change already made and a table already placed are skipped, so a run
+that stopped half-way is finished by running it again. Without Citus it refuses (exit 1)
+before changing anything; `--dry-run` prints the SQL (on any PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import psycopg
+import typer
+
+from platformdb.errors import PlatformDBError
+from platformdb.scaling import PLAN, Placement
+
+
+class CitusMissing(PlatformDBError):
+    """The database has no Citus extension (or no coordinator metadata)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    table: str
+    what: str  # human summary
+    sql: str
+
+
+_CONSTRAINT = re.compile(r"^(PRIMARY KEY|UNIQUE|FOREIGN KEY)\b", re.IGNORECASE)
+_INDEX = re.compile(r"^index\s*(\([^)]*\))", re.IGNORECASE)
+
+
+def change_kind(value: str) -> str:
+    """'constraint' | 'index' | 'drop' for a value of Placement.changes (ValueError otherwise)."""
+    if _CONSTRAINT.match(value):
+        return "constraint"
+    if _INDEX.match(value):
+        return "index"
+    if value.lower().startswith("drop:"):
+        return "drop"
+    raise ValueError(f"a change must start with PRIMARY KEY/UNIQUE/FOREIGN KEY, 'index (…):' or 'drop:': {value!r}")
+
+
+def _q(ident: str) -> str:
+    return '"' + ident.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def citus_version(conn: psycopg.Connection[Any]) -> str | None:
+    row = conn.execute("select extversion from pg_extension where extname = 'citus'").fetchone()
+    return None if row is None else str(row[0])
+
+
+def _constraint_def(conn: psycopg.Connection[Any], table: str, name: str) -> str | None:
+    row = conn.execute(
+        "select pg_get_constraintdef(oid) from pg_constraint"
+        " where conrelid = to_regclass(%s) and conname = %s",
+        (f"public.{table}", name),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _index_exists(conn: psycopg.Connection[Any], name: str) -> bool:
+    return conn.execute("select to_regclass(%s) is not null", (f"public.{name}",)).fetchone()[0]  # type: ignore[index]
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text.strip()).lower()
+
+
+def change_steps(conn: psycopg.Connection[Any] | None, table: str, p: Placement) -> list[Step]:
+    """The DDL of the plan's changes still to make on `table` (all of them when conn is None)."""
+    steps: list[Step] = []
+    t = f"public.{_q(table)}"
+    for name, value in p.changes.items():
+        kind = change_kind(value)
+        current = _constraint_def(conn, table, name) if conn is not None else "?"
+        if kind == "constraint":
+            if current is not None and _norm(current).startswith(_norm(value)):
+                continue
+            drop = f"drop constraint if exists {_q(name)}, " if current is not None else ""
+            steps.append(Step(table, f"{name} → {value}", f"alter table {t} {drop}add constraint {_q(name)} {value}"))
+        elif kind == "index":
+            m = _INDEX.match(value)
+            assert m is not None
+            cols = m.group(1)
+            if current is None and conn is not None and _index_exists(conn, name):
+                continue
+            steps.append(
+                Step(
+                    table,
+                    f"{name} → plain index {cols}",
+                    f"alter table {t} drop constraint if exists {_q(name)};\n"
+                    f"create index if not exists {_q(name)} on {t} {cols}",
+                )
+            )
+        else:
+            if current is None:
+                continue
+            steps.append(Step(table, f"drop {name}", f"alter table {t} drop constraint if exists {_q(name)}"))
+    return steps
+
+
+# `( SELECT auth.uid() AS uid)`: Supabase's advice (one evaluation per statement, an initplan)
+# is a subquery, which Citus refuses in the policies of distributed tables. The bare call is
+# the same predicate (auth.* are STABLE: one value per statement) that Citus can ship.
+_SUBSELECT_CALL = re.compile(r"\(\s*SELECT\s+(auth\.\w+\(\))\s+AS\s+\w+\)", re.IGNORECASE)
+
+POLICIES = """
+select p.polname, pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)
+  from pg_policy p where p.polrelid = to_regclass(%s) order by 1
+"""
+
+
+def policy_steps(conn: psycopg.Connection[Any], table: str) -> list[Step]:
+    """ALTER POLICY for each policy of `table` whose expressions call auth.*() through a subquery."""
+    steps = []
+    for name, qual, check in conn.execute(POLICIES, (f"public.{table}",)).fetchall():
+        parts = []
+        if qual and _SUBSELECT_CALL.search(qual):
+            parts.append("using (" + _SUBSELECT_CALL.sub(r"\1", qual) + ")")
+        if check and _SUBSELECT_CALL.search(check):
+            parts.append("with check (" + _SUBSELECT_CALL.sub(r"\1", check) + ")")
+        if parts:
+            steps.append(
+                Step(
+                    table,
+                    f"policy {name}: auth.*() without a subquery",
+                    f"alter policy {_q(name)} on public.{_q(table)} " + " ".join(parts),
+                )
+            )
+    return steps
+
+
+def _placed(conn: psycopg.Connection[Any] | None) -> dict[str, str]:
+    """table → 'reference' | 'distributed' for the tables Citus already manages."""
+    if conn is None or citus_version(conn) is None:
+        return {}
+    rows = conn.execute(
+        "select c.relname, p.partmethod from pg_dist_partition p join pg_class c on c.oid = p.logicalrelid"
+        " where c.relnamespace = 'public'::regnamespace"
+    ).fetchall()
+    return {r[0]: ("reference" if r[1] == "n" else "distributed") for r in rows}
+
+
+def _fk_targets(conn: psycopg.Connection[Any] | None) -> dict[str, set[str]]:
+    if conn is None:
+        return {}
+    rows = conn.execute(
+        "select conrelid::regclass::text, confrelid::regclass::text from pg_constraint"
+        " where contype = 'f' and connamespace = 'public'::regnamespace and conrelid <> confrelid"
+    ).fetchall()
+    out: dict[str, set[str]] = {}
+    for src, dst in rows:
+        out.setdefault(src.removeprefix("public."), set()).add(dst.removeprefix("public."))
+    return out
+
+
+def groups() -> dict[str, str]:
+    """distributed table → the first table of its co-location group (itself when it leads)."""
+    lead: dict[str, str] = {}
+    for table, p in PLAN.items():
+        if p.kind == "distributed":
+            t = table
+            while PLAN[t].colocate_with:
+                t = str(PLAN[t].colocate_with)
+            lead[table] = t
+    return lead
+
+
+def placement_order(conn: psycopg.Connection[Any] | None) -> list[str]:
+    """Reference tables first, then distributed ones; a referenced table before its referrers
+    and a group's lead before its members."""
+    refs = [t for t, p in PLAN.items() if p.kind == "reference"]
+    dist = [t for t, p in PLAN.items() if p.kind == "distributed"]
+    fks = _fk_targets(conn)
+    lead = groups()
+    ordered: list[str] = []
+
+    def visit(t: str, seen: tuple[str, ...] = ()) -> None:
+        if t in ordered or t in seen:
+            return
+        deps = {d for d in fks.get(t, set()) if d in dist}
+        if lead[t] != t:
+            deps.add(lead[t])
+        for d in sorted(deps):
+            visit(d, (*seen, t))
+        ordered.append(t)
+
+    for t in dist:
+        visit(t)
+    return refs + ordered
+
+
+def plan_steps(conn: psycopg.Connection[Any] | None) -> list[Step]:
+    """Every statement still needed, in order (conn None: all of them, for a fresh schema)."""
+    placed = _placed(conn)
+    steps: list[Step] = []
+    # local tables first: their foreign keys to distributed tables must go before the move
+    for table, p in PLAN.items():
+        if p.kind == "local" and p.changes:
+            steps += change_steps(conn, table, p)
+    lead = groups()
+    for table in placement_order(conn):
+        p = PLAN[table]
+        if table in placed:
+            continue
+        steps += change_steps(conn, table, p)
+        if p.kind == "distributed" and conn is not None:
+            steps += policy_steps(conn, table)
+        t = _lit(f"public.{table}")
+        if p.kind == "reference":
+            steps.append(Step(table, "reference table", f"select create_reference_table({t})"))
+        else:
+            colocate = "none" if lead[table] == table else f"public.{lead[table]}"
+            steps.append(
+                Step(
+                    table,
+                    f"distributed by {p.column}" + ("" if colocate == "none" else f" with {lead[table]}"),
+                    f"select create_distributed_table({t}, {_lit(str(p.column))}, colocate_with => {_lit(colocate)})",
+                )
+            )
+    return steps
+
+
+def require_citus(conn: psycopg.Connection[Any]) -> str:
+    version = citus_version(conn)
+    if version is not None:
+        return version
+    available = conn.execute("select 1 from pg_available_extensions where name = 'citus'").fetchone()
+    if available is None:
+        raise CitusMissing(
+            "Citus is not installed on this server: no citus extension is available. Install Citus"
+            " (its packages, or `make citus CITUS_SRC=…`), add citus to shared_preload_libraries,"
+            " then `create extension citus` and add the workers",
+            sqlstate="0A000",
+        )
+    raise CitusMissing(
+        "the citus extension is available but not created in this database: add citus first to"
+        " shared_preload_libraries, run `create extension citus`, and add the workers"
+        " (select citus_add_node(host, port)) before distributing",
+        sqlstate="0A000",
+    )
+
+
+def distribute(
+    url: str, dry_run: bool = False, progress: Callable[[str], None] = lambda _m: None
+) -> list[Step]:
+    """Run (or with dry_run: return) the steps still needed. Returns the steps."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        if dry_run:
+            return plan_steps(conn)
+        require_citus(conn)
+        steps = plan_steps(conn)
+        for s in steps:
+            progress(f"{s.table}: {s.what}")
+            with conn.transaction():
+                conn.execute("set local citus.multi_shard_modify_mode = 'sequential'")
+                for stmt in s.sql.split(";\n"):
+                    conn.execute(stmt.encode())
+        return steps
+
+
+def register(app: typer.Typer) -> None:
+    from platformdb import cli
+
+    citus_app = typer.Typer(help="Scale out on Citus (docs/scaling.md).", no_args_is_help=True)
+    app.add_typer(citus_app, name="citus")
+
+    @citus_app.command("distribute")
+    def distribute_cmd(
+        database_url: Annotated[
+            str | None,
+            typer.Option("--database-url", envvar="DATABASE_URL", help="PostgreSQL URL of the Citus coordinator."),
+        ] = None,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the SQL; change nothing.")] = False,
+    ) -> None:
+        """Make the plan's changes and place every table (reference / distributed) on a Citus coordinator."""
+        url = cli.url_of(database_url)
+        try:
+            steps = distribute(url, dry_run=dry_run, progress=cli.err_console.print)
+        except PlatformDBError as exc:
+            cli.fail(str(exc))
+            return
+        except psycopg.Error as exc:
+            cli.fail(f"{exc.diag.sqlstate}: {str(exc).strip()}")
+            return
+        if dry_run:
+            for s in steps:
+                print(f"-- {s.table}: {s.what}\n{s.sql};")
+        elif not steps:
+            cli.err_console.print("nothing to do: every table is placed as planned")
+        else:
+            cli.err_console.print(f"done: {len(steps)} statements")
