@@ -12,7 +12,8 @@
   refuses, a notification in an unknown shape) goes to `whatsapp_quarantine` with its reason,
   logged at WARNING; the others are kept (`platformdb whatsapp requeue-quarantine` retries
   the quarantine after a fix). Storing is idempotent, so Meta's redeliveries are harmless; a
-  database outage → 500 and Meta delivers again later.
+  database outage → 500 and Meta delivers again later. The database work runs on an asyncio
+  pool (platformdb.aio), never in a thread pool.
 - `GET /healthz`: 200 when the database answers.
 """
 
@@ -25,15 +26,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from platformdb import db
-from platformdb.errors import PlatformDBError
+from platformdb import aio
+from platformdb.errors import DatabaseUnavailable, PlatformDBError
 from platformdb.whatsapp_cloud.payloads import (
     MalformedPayload,
     WebhookBatch,
@@ -49,39 +49,44 @@ MAX_BODY_BYTES = 3 * 1024 * 1024
 
 
 class _Store:
-    """Writes a validated batch in one transaction as service_role."""
+    """Writes a validated batch in one transaction as service_role, on an asyncio pool.
+
+    The batch is stored by the same code as everywhere (`store_batch`, the SDK's functions)
+    run through the async face (platformdb.aio): no thread pool, and the event loop serves
+    other requests while the database works.
+    """
 
     def __init__(self, database_url: str, max_connections: int = 8):
         self.database_url = database_url
         self.max_connections = max_connections
-        self.pool: ConnectionPool = ConnectionPool(
-            database_url, min_size=1, max_size=max_connections, open=False, kwargs={"autocommit": True}
-        )
+        self.pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
 
-    def open(self) -> None:
+    async def open(self) -> None:
         # each batch is one transaction (SET LOCAL role), so a transaction pooler serves too:
-        # then without server-side prepared statements
-        extra = db.connect_kwargs(self.database_url)
-        if extra:
-            self.pool = ConnectionPool(
-                self.database_url,
-                min_size=1,
-                max_size=self.max_connections,
-                open=False,
-                kwargs={"autocommit": True, **extra},
-            )
-        self.pool.open(wait=True, timeout=30)
+        # aio.pool then opens connections without server-side prepared statements
+        self.pool = await aio.pool(
+            self.database_url, min_size=1, max_size=self.max_connections, kwargs={"autocommit": True}
+        )
+        await self.pool.wait(timeout=30)
 
-    def close(self) -> None:
-        self.pool.close()
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
 
-    def store(self, batch: WebhookBatch) -> dict[str, int]:
-        with self.pool.connection() as conn, db.as_service(conn):
-            return store_batch(conn, batch)
+    def _pool(self) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
+        if self.pool is None:
+            raise DatabaseUnavailable("the webhook's database pool is not open")
+        return self.pool
 
-    def ping(self) -> bool:
-        with self.pool.connection() as conn:
-            return conn.execute("select true").fetchone() == (True,)
+    async def store(self, batch: WebhookBatch) -> dict[str, int]:
+        async with self._pool().connection() as conn, aio.as_service(conn):
+            return await aio.run_sync(store_batch, aio.facade(conn), batch)
+
+    async def ping(self) -> bool:
+        async with self._pool().connection() as conn:
+            cur = await conn.execute("select true")
+            return await cur.fetchone() == (True,)
 
 
 async def _read_limited(request: Request, limit: int) -> bytes | None:
@@ -138,7 +143,7 @@ def create_app(
         for err in batch.errors:
             log.warning("webhook: WhatsApp reported an error: %s", err)
         try:
-            counts = await run_in_threadpool(store.store, batch)
+            counts = await store.store(batch)
         except (PlatformDBError, psycopg.Error) as exc:
             log.error("webhook: could not store the notification: %s", exc)
             return JSONResponse({"error": "temporarily unable to store the notification"}, 500)
@@ -146,18 +151,18 @@ def create_app(
 
     async def healthz(request: Request) -> Response:
         try:
-            ok = await run_in_threadpool(store.ping)
+            ok = await store.ping()
         except Exception as exc:  # any failure means unhealthy
             return JSONResponse({"ok": False, "error": str(exc)}, 503)
         return JSONResponse({"ok": ok}, 200 if ok else 503)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        await run_in_threadpool(store.open)
+        await store.open()
         try:
             yield {}
         finally:
-            await run_in_threadpool(store.close)
+            await store.close()
 
     return Starlette(
         routes=[
