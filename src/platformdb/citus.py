@@ -74,6 +74,13 @@ def _constraint_def(conn: psycopg.Connection[Any], table: str, name: str) -> str
     return None if row is None else str(row[0])
 
 
+def _unique_index(conn: psycopg.Connection[Any], name: str) -> bool:
+    row = conn.execute(
+        "select i.indisunique from pg_index i where i.indexrelid = to_regclass(%s)", (f"public.{name}",)
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def _index_exists(conn: psycopg.Connection[Any], name: str) -> bool:
     return conn.execute("select to_regclass(%s) is not null", (f"public.{name}",)).fetchone()[0]  # type: ignore[index]
 
@@ -98,14 +105,19 @@ def change_steps(conn: psycopg.Connection[Any] | None, table: str, p: Placement)
             m = _INDEX.match(value)
             assert m is not None
             cols = m.group(1)
-            if current is None and conn is not None and _index_exists(conn, name):
-                continue
+            unique_index = current is None and conn is not None and _unique_index(conn, name)
+            if current is None and conn is not None and _index_exists(conn, name) and not unique_index:
+                continue  # a plain index already
+            drop = (
+                f"drop index if exists public.{_q(name)}"  # a unique index without a constraint
+                if unique_index
+                else f"alter table {t} drop constraint if exists {_q(name)}"
+            )
             steps.append(
                 Step(
                     table,
                     f"{name} → plain index {cols}",
-                    f"alter table {t} drop constraint if exists {_q(name)};\n"
-                    f"create index if not exists {_q(name)} on {t} {cols}",
+                    f"{drop};\ncreate index if not exists {_q(name)} on {t} {cols}",
                 )
             )
         else:

@@ -130,6 +130,7 @@ PLAN: dict[str, Placement] = {
     # §3.4 registry and flags
     "service_registry": reference("tens of services; read by health views everywhere"),
     "feature_flags": reference("read on every evaluation, on every node"),
+    "feature_flag_segments": reference("a few named constraint sets read by every flag evaluation"),
     "feature_flag_evaluations": local("aggregated counters flushed in buckets"),
     # §3.5 events, queues, jobs
     "event_store": distributed(
@@ -182,8 +183,12 @@ KNOWN_GAPS: dict[str, str] = {
         " distributed system_audit_logs; closes when upsert_feature_flag writes its audit entry"
         " itself (one statement on the coordinator)"
     ),
-    "update_whatsapp_session_activity(text,boolean,text,jsonb,text,interval): now in ON CONFLICT": (
-        "now() in DO UPDATE SET; the fix is the pattern of 20260401230000 (v_now := now() first),"
-        " carried into this function's current definition"
+    "feature_flag_segments: trigger platformdb_audit": (
+        "as for feature_flags: the audit trigger fires on every placement of the reference table;"
+        " closes the same way (the segment functions write their audit entry themselves)"
+    ),
+    "append_event(text,text,text,jsonb,text,jsonb,integer,uuid,text,uuid): now in ON CONFLICT": (
+        "now() in the DO UPDATE SET of a new stream's head (event_streams); the fix is the pattern"
+        " of 20260401230000 (v_now := now() first), carried into the body 20260401190000 gave it"
     ),
 }
