@@ -571,7 +571,7 @@ def test_polyline_encoding_agrees_with_google_and_postgis(conn: psycopg.Connecti
 def test_cache_route_refuses_bad_input_and_writes_nothing(
     conn: psycopg.Connection[Any], kw: dict[str, Any], message: str
 ) -> None:
-    kw.setdefault("route", [ORIGIN, DEST])
+    kw = {"route": [ORIGIN, DEST], **kw}  # a copy: the parameter is shared by both SDK faces
     with raises_sqlstate("22023", message):
         store_route(conn, kw.pop("origin", ORIGIN), kw.pop("dest", DEST), **kw)
     assert count(conn, "public.routes") == 0
