@@ -30,7 +30,6 @@ import signal
 import time
 import traceback
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -48,33 +47,11 @@ from platformdb.sdk import jobs as jobs_sdk
 from platformdb.sdk import queue as queue_sdk
 from platformdb.sdk.jobs import Job
 from platformdb.sdk.queue import Message
-from platformdb.worker import Discard, Registry, Retry, WorkerConfig
+from platformdb.worker import Discard, Registry, Retry, WorkerConfig, _Outcome, _Task
 
 log = logging.getLogger("platformdb.aio.worker")
 
 AsyncConnection = psycopg.AsyncConnection[Any]
-
-
-@dataclass
-class _Task:
-    kind: str  # "message" or "job"
-    item: Message | Job
-    started: bool = False
-    next_beat: float = 0.0
-
-    @property
-    def id(self) -> UUID:
-        return self.item.id
-
-
-@dataclass
-class _Outcome:
-    task: _Task
-    ok: bool
-    result: Any = None
-    error: str = ""
-    retry_in: int | None = None
-    retryable: bool = True
 
 
 def _lost(conn: AsyncConnection | None) -> bool:
