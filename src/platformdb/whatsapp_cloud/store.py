@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -70,6 +71,28 @@ def quarantine(conn: psycopg.Connection[Any], notification_id: str, q: Quarantin
     return wa.quarantine_item(conn, notification_id, q.path, q.kind, q.item, q.reason, q.context)
 
 
+def _in_savepoint(
+    conn: psycopg.Connection[Any],
+    notification_id: str,
+    write: Callable[[], bool],
+    path: str,
+    kind: str,
+    raw: Any,
+    context: Any,
+) -> bool | None:
+    """Run one item's write in its own savepoint: its result, or None when the database
+    refused the item's values and it went to the quarantine instead (an outage raises)."""
+    try:
+        with conn.transaction():
+            return write()
+    except PlatformDBError as exc:
+        if not _refused(exc):
+            raise
+        item = QuarantinedItem(path, kind, raw, f"refused by the database: {exc.message}", context)
+        quarantine(conn, notification_id, item)
+        return None
+
+
 def store_batch(conn: psycopg.Connection[Any], batch: WebhookBatch) -> dict[str, int]:
     """Store every item of `batch` that can be stored; quarantine the others."""
     counts = {
@@ -83,29 +106,21 @@ def store_batch(conn: psycopg.Connection[Any], batch: WebhookBatch) -> dict[str,
         quarantine(conn, batch.notification_id, q)
         counts["quarantined"] += 1
     for m in batch.messages:
-        try:
-            with conn.transaction():
-                new = store_message(conn, m)
-        except PlatformDBError as exc:
-            if not _refused(exc):
-                raise
-            item = QuarantinedItem(m.path, "message", m.payload, f"refused by the database: {exc.message}", m.context)
-            quarantine(conn, batch.notification_id, item)
+        new = _in_savepoint(
+            conn, batch.notification_id, partial(store_message, conn, m), m.path, "message", m.payload, m.context
+        )
+        if new is None:
             counts["quarantined"] += 1
-            continue
-        counts["messages" if new else "duplicates"] += 1
+        else:
+            counts["messages" if new else "duplicates"] += 1
     for s in batch.statuses:
-        try:
-            with conn.transaction():
-                moved = store_status(conn, s)
-        except PlatformDBError as exc:
-            if not _refused(exc):
-                raise
-            item = QuarantinedItem(s.path, "status", s.raw, f"refused by the database: {exc.message}", s.context)
-            quarantine(conn, batch.notification_id, item)
+        moved = _in_savepoint(
+            conn, batch.notification_id, partial(store_status, conn, s), s.path, "status", s.raw, s.context
+        )
+        if moved is None:
             counts["quarantined"] += 1
-            continue
-        counts["statuses_applied" if moved else "statuses_unchanged"] += 1
+        else:
+            counts["statuses_applied" if moved else "statuses_unchanged"] += 1
     counts["statuses_ignored"] = batch.ignored_statuses
     return counts
 
