@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PDB := $(VENV)/bin/platformdb
 STAMP := $(VENV)/.installed
+# test processes (pytest-xdist): one per core, at most 4; each starts its own PostgreSQL cluster
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
 
 .PHONY: setup system demo test lint bench chaos citus clean dev-down
 
@@ -36,7 +38,7 @@ demo: setup
 # the migrations must pass the ground rules before anything else runs (CI refuses them otherwise)
 test: setup
 	$(PDB) lint
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_JOBS)
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench examples
