@@ -169,6 +169,10 @@ def test_without_tokens_only_loopback_clients_are_answered(db_url: str, conn: ps
     app = create_app(ApiSettings(db_url))
     with TestClient(app, client=("203.0.113.9", 5000)) as remote:
         assert remote.get("/api/client/features").status_code == 403
-    with TestClient(app, client=("127.0.0.1", 5000)) as local:
+    with TestClient(app, client=("127.0.0.1", 5000), base_url="http://127.0.0.1:4242") as local:
         r = local.get("/api/client/features")
         assert r.status_code == 200 and [f["name"] for f in r.json()["features"]] == ["open"]
+        # DNS rebinding: a page of another site whose name resolves to 127.0.0.1
+        rebound = local.get("/api/client/features", headers={"Host": "attacker.example:4242"})
+        assert rebound.status_code == 403
+        assert local.get("/api/client/features", headers={"Host": "localhost:4242"}).status_code == 200

@@ -8,6 +8,10 @@ Roles (cluster-wide, so not in a migration — a Supabase migration may not crea
   ``/metrics`` run as this role, in read-only transactions.
 - ``platformdb_operator`` (NOLOGIN): EXECUTE on ``monitoring_redrive_dead_letters`` (the
   redrive button), which writes an audit entry. Used for that one request only.
+- ``platformdb_flags_api`` (NOLOGIN): EXECUTE on ``feature_flags_client_state`` (the body of
+  Unleash's ``GET /api/client/features``) and ``record_feature_flag_evaluations`` (its
+  ``POST /api/client/metrics``), nothing else: the Unleash client API mounted at ``/api``
+  runs as this role (the monitor role cannot read flag definitions nor count).
 
 ``ROLES_SQL`` creates the roles when missing and (re)grants EXECUTE; it needs a user that may
 create roles and owns the functions (the migration user). ``platformdb dashboard`` runs it
@@ -30,6 +34,7 @@ from platformdb import db
 
 MONITOR_ROLE = "platformdb_monitor"
 OPERATOR_ROLE = "platformdb_operator"
+FLAGS_API_ROLE = "platformdb_flags_api"
 
 ROLES_SQL = """
 do $roles$
@@ -40,6 +45,9 @@ begin
     if not exists (select 1 from pg_catalog.pg_roles where rolname = 'platformdb_operator') then
         create role platformdb_operator nologin noinherit;
     end if;
+    if not exists (select 1 from pg_catalog.pg_roles where rolname = 'platformdb_flags_api') then
+        create role platformdb_flags_api nologin noinherit;
+    end if;
 exception when duplicate_object or unique_violation then
     null;  -- another database of this cluster created them at the same moment
 end
@@ -49,7 +57,9 @@ comment on role platformdb_monitor is
     'platformdb dashboard and /metrics: EXECUTE on the read-only monitoring_* functions only.';
 comment on role platformdb_operator is
     'platformdb dashboard redrive button: EXECUTE on monitoring_redrive_dead_letters only.';
-grant usage on schema public to platformdb_monitor, platformdb_operator;
+comment on role platformdb_flags_api is
+    'platformdb dashboard, Unleash client API at /api: EXECUTE on feature_flags_client_state and record_feature_flag_evaluations only.';
+grant usage on schema public to platformdb_monitor, platformdb_operator, platformdb_flags_api;
 
 do $grants$
 declare
@@ -67,6 +77,10 @@ begin
            'public.monitoring_redrive_dead_letters(text, text, integer, text)') is not null then
         grant execute on function public.monitoring_redrive_dead_letters(text, text, integer, text)
             to platformdb_operator;
+    end if;
+    if pg_catalog.to_regprocedure('public.feature_flags_client_state(text)') is not null then
+        grant execute on function public.feature_flags_client_state(text) to platformdb_flags_api;
+        grant execute on function public.record_feature_flag_evaluations(jsonb) to platformdb_flags_api;
     end if;
 end
 $grants$;
@@ -124,7 +138,7 @@ def setup_roles(conn: psycopg.Connection[Any]) -> list[str]:
     done: list[str] = []
     with conn.transaction():
         conn.execute(ROLES_SQL)
-        done.append(f"roles {MONITOR_ROLE} and {OPERATOR_ROLE} ready")
+        done.append(f"roles {MONITOR_ROLE}, {OPERATOR_ROLE} and {FLAGS_API_ROLE} ready")
     if row[1] and row[2]:
         try:
             with conn.transaction():
