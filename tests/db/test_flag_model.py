@@ -175,3 +175,51 @@ def test_a_signed_in_user_gets_variants_for_themself_only(
     # the strategies are not readable by users
     with pytest.raises(psycopg.errors.InsufficientPrivilege), db.as_user(user, user_a):
         user.execute("select strategies from feature_flags")
+
+
+def test_the_fast_path_of_is_feature_enabled_answers_as_the_general_one(conn: psycopg.Connection[Any]) -> None:
+    """Flags without parents whose strategies are unconstrained default / flexibleRollout /
+    userWithId are
+    decided by is_feature_enabled itself (20260401250000); evaluate_feature_flag always takes
+    the general path (feature_flag_outcome): both must agree."""
+    rollouts = [
+        [{"name": "flexibleRollout", "parameters": {"rollout": "37", "stickiness": "default", "groupId": "g"}}],
+        [{"name": "flexibleRollout", "parameters": {"rollout": "61"}}],
+        [
+            {"name": "flexibleRollout", "parameters": {"rollout": "10", "stickiness": "default"}},
+            {"name": "flexibleRollout", "parameters": {"rollout": "30", "groupId": "other"}},
+        ],
+        [{"name": "flexibleRollout", "parameters": {"rollout": "0"}}, {"name": "default"}],
+        # general path after a fast one that does not match
+        [
+            {"name": "flexibleRollout", "parameters": {"rollout": "20"}},
+            {"name": "default", "constraints": [{"contextName": "country", "operator": "IN", "values": ["RW"]}]},
+        ],
+        [{"name": "flexibleRollout", "parameters": {"rollout": "50", "stickiness": "sessionId"}}],
+        [{"name": "flexibleRollout", "parameters": {"rollout": "45", "stickiness": "userId"}}],
+        [{"name": "userWithId", "parameters": {"userIds": "user-3, 4,true ,p5"}}, {"name": "flexibleRollout", "parameters": {"rollout": "5"}}],
+    ]
+    for i, strategies in enumerate(rollouts):
+        flags.upsert_flag(conn, f"fast-{i}", environment="all", enabled=True, strategies=strategies)
+    contexts: list[dict[str, Any]] = []
+    for n in range(60):
+        contexts += [
+            {"userId": f"user-{n}"},
+            {"userId": n},
+            {"userId": n % 2 == 0, "sessionId": f"s{n}"},
+            {"sessionId": f"s-{n}", "country": "RW" if n % 2 else "KE"},
+            {"userId": {"x": n}, "sessionId": n * 7},
+            {"properties": {"userId": f"p{n}"}, "sessionId": f"q{n}"},
+        ]
+    checked = 0
+    for i in range(len(rollouts)):
+        key = f"fast-{i}"
+        for ctx in contexts:
+            general = flags.evaluate_feature_flag(conn, key, None, "production", ctx).enabled
+            assert flags.is_feature_enabled(conn, key, None, "production", ctx) is general, (key, ctx)
+            checked += 1
+        for n in range(30):
+            user = uuid.UUID(int=n * 7919) if n else uuid.UUID("00000000-0000-0000-0000-000000000000")
+            general = flags.evaluate_feature_flag(conn, key, user, "production").enabled
+            assert flags.is_feature_enabled(conn, key, user, "production") is general, (key, user)
+    assert checked == len(rollouts) * len(contexts)

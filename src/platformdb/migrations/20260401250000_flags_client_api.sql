@@ -10,8 +10,8 @@
 --   strategies, variants and dependencies, and the segments with the flags that use them, for
 --   the dashboard's read-only role platformdb_monitor (monitoring_*: SECURITY DEFINER, STABLE).
 -- - is_feature_enabled: a fast path for the flags most calls ask about, decided without
---   building the context document: enabled with no strategy, or every strategy 'default' /
---   'flexibleRollout' without constraints, segments or variants (same answers; the others take
+--   building the context document: no parents, and unconstrained 'default', 'flexibleRollout'
+--   (default or userId stickiness) or 'userWithId' strategies (same answers; the others take
 --   the general path of 20260401200000). Counting unchanged.
 -- Sections: guard → functions → grants → comments.
 BEGIN;
@@ -116,6 +116,140 @@ as $$
      limit p_limit
 $$;
 
+-- is_feature_enabled of 20260401200000 with a fast path: a flag without parents whose
+-- strategies are unconstrained 'default', 'flexibleRollout' with default or userId stickiness
+-- or 'userWithId' (most rollouts, and every flag migrated from the legacy columns) is decided without building the context document or calling the general
+-- evaluation (feature_flag_outcome); the answers are the same (tests/db/test_flag_model.py).
+-- Callers, checks and counting unchanged.
+create or replace function public.is_feature_enabled(
+    p_flag_key text,
+    p_user_id uuid default null,
+    p_environment text default 'production',
+    p_context jsonb default '{}'
+)
+returns boolean
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_caller text := coalesce(nullif(pg_catalog.current_setting('role', true), 'none'),
+                              session_user::text);
+    v_for_user boolean := false;
+    v_user text := p_user_id::text;
+    v_flag record;
+    v_ctx jsonb;
+    v_result boolean := false;
+    v_reason text;
+    v_fast boolean := true;
+    v_s jsonb;
+    v_subject text;
+begin
+    if p_flag_key is null then
+        raise exception 'p_flag_key must not be null' using errcode = '22004';
+    end if;
+    if p_environment is null or p_environment not in ('development', 'staging', 'production') then
+        raise exception 'p_environment: unknown environment %', coalesce(p_environment, 'null')
+            using errcode = '22023', hint = 'one of development, staging, production';
+    end if;
+    if p_context is not null and pg_catalog.jsonb_typeof(p_context) <> 'object' then
+        raise exception 'p_context must be a JSON object' using errcode = '22023';
+    end if;
+    if pg_catalog.pg_column_size(p_context) > 8192 then
+        raise exception 'p_context must be at most 8 KiB' using errcode = '22023';
+    end if;
+    if v_caller in ('authenticated', 'anon') then
+        v_for_user := true;
+        v_user := auth.uid()::text;
+        if (p_user_id is not null and p_user_id::text is distinct from v_user)
+           or (p_context ? 'userId' and p_context ->> 'userId' is distinct from v_user) then
+            raise exception 'p_user_id must be the signed-in user (or null)' using errcode = '42501';
+        end if;
+    elsif p_user_id is not null and pg_catalog.jsonb_typeof(p_context -> 'userId') = 'string'
+          and p_context ->> 'userId' <> v_user then
+        raise exception 'p_user_id and p_context.userId differ' using errcode = '22023';
+    end if;
+
+    select f.enabled, f.secret, f.strategies, f.variants, f.dependencies into v_flag
+      from public.feature_flags f
+     where f.key = p_flag_key
+       and f.environment in (p_environment, 'all')
+     order by f.environment = 'all'
+     limit 1;
+
+    if not found then
+        v_reason := 'unknown';
+    elsif v_for_user and v_flag.secret then
+        v_reason := 'hidden';
+    elsif not v_flag.enabled then
+        v_reason := 'disabled';
+    else
+        -- fast path: no parents and only unconstrained 'default', 'flexibleRollout' (default or
+        -- userId stickiness) and 'userWithId' strategies, decided here in order; any other
+        -- strategy met before a match sends the whole flag down the general path
+        if pg_catalog.jsonb_array_length(v_flag.dependencies) > 0 then
+            v_fast := false;
+        else
+            for v_s in select e from pg_catalog.jsonb_array_elements(v_flag.strategies) e loop
+                if coalesce(pg_catalog.jsonb_array_length(v_s -> 'constraints'), 0) > 0
+                   or coalesce(pg_catalog.jsonb_array_length(v_s -> 'segments'), 0) > 0 then
+                    v_fast := false;
+                    exit;
+                elsif v_s ->> 'name' = 'default' then
+                    v_result := true;
+                    exit;
+                elsif v_s ->> 'name' = 'flexibleRollout' and v_s -> 'parameters' ->> 'rollout' is not null
+                      and coalesce(v_s -> 'parameters' ->> 'stickiness', 'default') in ('default', 'userId') then
+                    -- the userId / sessionId feature_flag_context would give (JSON scalars as text)
+                    v_subject := coalesce(
+                        v_user,
+                        case when pg_catalog.jsonb_typeof(p_context -> 'userId') in ('string', 'number', 'boolean')
+                             then p_context ->> 'userId' end);
+                    if coalesce(v_s -> 'parameters' ->> 'stickiness', 'default') = 'default' then
+                        v_subject := coalesce(
+                            v_subject,
+                            case when pg_catalog.jsonb_typeof(p_context -> 'sessionId') in ('string', 'number', 'boolean')
+                                 then p_context ->> 'sessionId' end,
+                            (pg_catalog.floor(pg_catalog.random() * 9999)::integer + 1)::text);
+                    end if;
+                    if v_subject is not null
+                       and public.feature_flag_hash(coalesce(v_s -> 'parameters' ->> 'groupId', p_flag_key), v_subject,
+                                                    100, 0) <= (v_s -> 'parameters' ->> 'rollout')::integer then
+                        v_result := true;
+                        exit;
+                    end if;
+                elsif v_s ->> 'name' = 'userWithId' then
+                    v_subject := coalesce(
+                        v_user,
+                        case when pg_catalog.jsonb_typeof(p_context -> 'userId') in ('string', 'number', 'boolean')
+                             then p_context ->> 'userId' end);
+                    if v_subject is not null and v_s -> 'parameters' ->> 'userIds' is not null
+                       and exists (select 1
+                                     from pg_catalog.regexp_split_to_table(v_s -> 'parameters' ->> 'userIds', ',') u
+                                    where pg_catalog.btrim(u, ' ') = v_subject) then
+                        v_result := true;
+                        exit;
+                    end if;
+                else
+                    v_fast := false;
+                    exit;
+                end if;
+            end loop;
+        end if;
+        if not v_fast then
+            v_ctx := public.feature_flag_context(p_context, v_user, p_environment);
+            v_result := (public.feature_flag_outcome(p_flag_key, true, v_flag.strategies, v_flag.variants,
+                                                     v_flag.dependencies, p_environment, v_ctx,
+                                                     p_want_variant => false) ->> 'enabled')::boolean;
+        end if;
+        v_reason := case when v_result then 'match' else 'no_match' end;
+    end if;
+    perform public.feature_flag_count(p_flag_key, p_environment, v_reason, not v_for_user);
+    return v_result;
+end
+$$;
+
 -- ---------------------------------------------------------------------------------------
 -- grants
 -- ---------------------------------------------------------------------------------------
@@ -137,6 +271,8 @@ comment on function public.feature_flags_client_state(text) is
     'Unleash''s client API v2 document {version, features, segments} of an environment (its own rows, else ''all''): the body of GET /api/client/features. Read-only; service_role and the dashboard''s platformdb_flags_api.';
 comment on function public.monitoring_flag_model(integer) is
     'Dashboard: every flag row with its strategies, variants and dependencies, by key and environment. Read-only.';
+comment on function public.is_feature_enabled(text, uuid, text, jsonb) is
+    'True when the flag is on for the context (Unleash model: strategies OR''ed, constraints AND''ed, segments, dependencies). Unknown or disabled flag -> false, never an error. A signed-in user evaluates for themself only (another p_user_id or context userId -> 42501) and secret flags are false for them. Counted without a write per call; unknown keys from a user are counted as (other).';
 comment on function public.monitoring_flag_segments(integer) is
     'Dashboard: the segments with their constraints and the flags (key@environment) whose strategies use them. Read-only.';
 
