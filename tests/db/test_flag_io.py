@@ -104,7 +104,9 @@ def test_unknown_fields_and_bad_features_are_refused(conn: psycopg.Connection[An
     assert result.features == [] and result.refused["bad-op"].startswith("22023")
 
 
-def test_cli_export_and_import_tell_the_shapes_apart(conn: psycopg.Connection[Any], db_url: str, tmp_path: Path) -> None:
+def test_cli_export_and_import_tell_the_shapes_apart(
+    conn: psycopg.Connection[Any], db_url: str, tmp_path: Path
+) -> None:
     _load_corpus(conn)
     admin_file, client_file = tmp_path / "admin.json", tmp_path / "client.json"
     for fmt, path in (("admin", admin_file), ("client", client_file)):
@@ -126,7 +128,10 @@ def test_cli_export_and_import_tell_the_shapes_apart(conn: psycopg.Connection[An
         assert r.stdout.startswith(f"{shape}: {len(before['features'])} features"), r.stdout
         assert flag_io.export_state(conn, "production") == before
     bad = subprocess.run(
-        [*PDB, "flags", "export", "--database-url", db_url, "--format", "yaml"], capture_output=True, text=True, timeout=60
+        [*PDB, "flags", "export", "--database-url", db_url, "--format", "yaml"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert bad.returncode != 0 and "--format" in bad.stdout + bad.stderr
 

@@ -197,7 +197,10 @@ def test_the_fast_path_of_is_feature_enabled_answers_as_the_general_one(conn: ps
         ],
         [{"name": "flexibleRollout", "parameters": {"rollout": "50", "stickiness": "sessionId"}}],
         [{"name": "flexibleRollout", "parameters": {"rollout": "45", "stickiness": "userId"}}],
-        [{"name": "userWithId", "parameters": {"userIds": "user-3, 4,true ,p5"}}, {"name": "flexibleRollout", "parameters": {"rollout": "5"}}],
+        [
+            {"name": "userWithId", "parameters": {"userIds": "user-3, 4,true ,p5"}},
+            {"name": "flexibleRollout", "parameters": {"rollout": "5"}},
+        ],
     ]
     for i, strategies in enumerate(rollouts):
         flags.upsert_flag(conn, f"fast-{i}", environment="all", enabled=True, strategies=strategies)

@@ -130,12 +130,19 @@ def test_the_mounted_api_has_its_own_tokens_and_counts(conn: psycopg.Connection[
         # the API's tokens, not the dashboard's, in both directions
         assert http.get("/api/client/features").status_code == 401
         assert http.get("/api/client/features", headers={"Authorization": DASHBOARD_TOKEN}).status_code == 401
-        assert http.get("/api/client/features", headers={"Authorization": f"Bearer {DASHBOARD_TOKEN}"}).status_code == 401
+        assert (
+            http.get("/api/client/features", headers={"Authorization": f"Bearer {DASHBOARD_TOKEN}"}).status_code == 401
+        )
         assert http.get("/flags", headers={"Authorization": f"Bearer {CLIENT}"}).status_code == 401
         assert http.get("/flags", headers={"Authorization": f"Bearer {DASHBOARD_TOKEN}"}).status_code == 200
         r = http.get("/api/client/features", headers={"Authorization": CLIENT})
         assert r.status_code == 200 and [f["name"] for f in r.json()["features"]] == ["prod-only"]
-        assert http.get("/api/client/features", headers={"Authorization": CLIENT, "If-None-Match": r.headers["etag"]}).status_code == 304
+        assert (
+            http.get(
+                "/api/client/features", headers={"Authorization": CLIENT, "If-None-Match": r.headers["etag"]}
+            ).status_code
+            == 304
+        )
         staged = http.get("/api/client/features", headers={"Authorization": STAGING}).json()
         assert [f["name"] for f in staged["features"]] == ["stage-only"]
         r = http.get("/api/client/features?environment=staging", headers={"Authorization": CLIENT})
@@ -144,7 +151,10 @@ def test_the_mounted_api_has_its_own_tokens_and_counts(conn: psycopg.Connection[
         assert [f["name"] for f in r.json()["features"]] == ["stage-only"]
         body = {"appName": "edge", "bucket": {"toggles": {"prod-only": {"yes": 5, "no": 1}}}}
         assert http.post("/api/client/metrics", headers={"Authorization": CLIENT}, json=body).status_code == 202
-        assert http.post("/api/client/register", headers={"Authorization": CLIENT}, json={"appName": "edge"}).status_code == 202
+        assert (
+            http.post("/api/client/register", headers={"Authorization": CLIENT}, json={"appName": "edge"}).status_code
+            == 202
+        )
         # the dashboard's mount takes no writes, not even with the admin token
         w = http.post("/api/admin/features-batch/import", headers={"Authorization": ADMIN}, json={"features": []})
         assert w.status_code in (401, 404, 405)  # the dashboard guard answers: no such route
@@ -206,7 +216,9 @@ def test_a_login_outside_the_flags_role_gets_503_not_the_flags(db_url: str) -> N
         access.setup_roles(conn)
         conn.execute(sql.SQL("create role {} login in role platformdb_monitor").format(sql.Identifier(login)))
     try:
-        with TestClient(create_app(Settings(database_url=make_conninfo(db_url, user=login))), base_url="http://127.0.0.1") as c:
+        with TestClient(
+            create_app(Settings(database_url=make_conninfo(db_url, user=login))), base_url="http://127.0.0.1"
+        ) as c:
             assert c.get("/flags").status_code == 200
             r = c.get("/api/client/features")
             assert r.status_code == 503 and "platformdb_flags_api" in r.json()["error"]
@@ -217,7 +229,9 @@ def test_a_login_outside_the_flags_role_gets_503_not_the_flags(db_url: str) -> N
 
 def test_the_flags_page_shows_the_model_escaped(conn: psycopg.Connection[Any], db_url: str) -> None:
     sid = flags.upsert_segment(
-        conn, "beta <testers>", [{"contextName": "email", "operator": "STR_ENDS_WITH", "values": ["@x.rw"], "caseInsensitive": True}]
+        conn,
+        "beta <testers>",
+        [{"contextName": "email", "operator": "STR_ENDS_WITH", "values": ["@x.rw"], "caseInsensitive": True}],
     )
     flags.upsert_flag(conn, "parent", environment="all", enabled=True, strategies=[])
     flags.upsert_flag(

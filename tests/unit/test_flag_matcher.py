@@ -41,20 +41,26 @@ def _odd_context(rng: random.Random, names: list[str]) -> dict[str, Any]:
 def test_generated_matchers_answer_as_the_closures() -> None:
     features, segments, contexts = _corpus()
     rng = random.Random(18)
-    names = sorted({c["contextName"] for f in features for s in f.get("strategies") or [] for c in s.get("constraints") or []})
+    names = sorted(
+        {c["contextName"] for f in features for s in f.get("strategies") or [] for c in s.get("constraints") or []}
+    )
     contexts += [_odd_context(rng, names) for _ in range(400)]
     checked = raw_checked = 0
     for f in features:
         compiled = flag_model.CompiledFlag(f["name"], True, f.get("strategies") or [], [], [], segments)
         matcher = compiled.matcher
         for given in contexts:
-            if any(s.get("name") in ("gradualRolloutRandom",) or (s.get("parameters") or {}).get("stickiness") == "random"
-                   for s in f.get("strategies") or []):
+            if any(
+                s.get("name") in ("gradualRolloutRandom",) or (s.get("parameters") or {}).get("stickiness") == "random"
+                for s in f.get("strategies") or []
+            ):
                 continue  # random by definition
             ctx = flag_model.make_context(given, None, "production")
             ctx[flag_model.TOGGLE] = f["name"]
-            if "userId" not in ctx and "sessionId" not in ctx and any(
-                s["name"] == "flexibleRollout" for s in f.get("strategies") or []
+            if (
+                "userId" not in ctx
+                and "sessionId" not in ctx
+                and any(s["name"] == "flexibleRollout" for s in f.get("strategies") or [])
             ):
                 continue  # default stickiness without a user or session: random
             expected = compiled.matches(ctx)
@@ -81,4 +87,6 @@ def test_the_source_names_constants_only() -> None:
     )  # fmt: skip
     assert compiled.matcher.raw
     assert hostile not in compiled.matcher.source and "import" not in compiled.matcher.source
-    assert compiled.matcher.first_match({"properties": {hostile: hostile, "v": "2.0.0"}, "userId": "u"}, hostile, "production") in (0, None)
+    assert compiled.matcher.first_match(
+        {"properties": {hostile: hostile, "v": "2.0.0"}, "userId": "u"}, hostile, "production"
+    ) in (0, None)

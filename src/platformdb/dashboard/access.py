@@ -58,7 +58,8 @@ comment on role platformdb_monitor is
 comment on role platformdb_operator is
     'platformdb dashboard redrive button: EXECUTE on monitoring_redrive_dead_letters only.';
 comment on role platformdb_flags_api is
-    'platformdb dashboard, Unleash client API at /api: EXECUTE on feature_flags_client_state and record_feature_flag_evaluations only.';
+    'platformdb dashboard, Unleash client API at /api: EXECUTE on feature_flags_client_state'
+    ' and record_feature_flag_evaluations only.';
 grant usage on schema public to platformdb_monitor, platformdb_operator, platformdb_flags_api;
 
 do $grants$

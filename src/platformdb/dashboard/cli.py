@@ -57,7 +57,8 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option(
                 "--setup-roles",
-                help="Create/refresh the roles platformdb_monitor, platformdb_operator and platformdb_flags_api and their grants"
+                help="Create/refresh the roles platformdb_monitor, platformdb_operator and platformdb_flags_api"
+                " and their grants"
                 " (needs the migration user), then exit.",
             ),
         ] = False,
@@ -74,7 +75,11 @@ def register(app: typer.Typer) -> None:
         ] = None,
         flags_admin_token: Annotated[
             list[str] | None,
-            typer.Option("--flags-admin-token", envvar="PLATFORMDB_UNLEASH_ADMIN_TOKEN", help="Unleash client API: admin token (any environment)."),
+            typer.Option(
+                "--flags-admin-token",
+                envvar="PLATFORMDB_UNLEASH_ADMIN_TOKEN",
+                help="Unleash client API: admin token (any environment).",
+            ),
         ] = None,
     ) -> None:
         """Serve the web dashboard and /metrics (Prometheus) from a read-only role."""

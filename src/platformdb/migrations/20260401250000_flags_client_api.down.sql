@@ -78,6 +78,9 @@ drop function public.monitoring_flag_segments(integer);
 drop function public.monitoring_flag_model(integer);
 drop function public.feature_flags_client_state(text);
 
+revoke all on function public.is_feature_enabled(text, uuid, text, jsonb) from public, anon, authenticated, service_role;
+grant execute on function public.is_feature_enabled(text, uuid, text, jsonb) to authenticated, service_role;
+
 comment on function public.is_feature_enabled(text, uuid, text, jsonb) is
     'True when the flag is on for the context (Unleash model: strategies OR''ed, constraints AND''ed, segments, dependencies). Unknown or disabled flag -> false, never an error. A signed-in user evaluates for themself only (another p_user_id or context userId -> 42501) and secret flags are false for them. Counted without a write per call; unknown keys from a user are counted as (other).';
 

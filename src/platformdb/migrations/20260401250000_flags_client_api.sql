@@ -263,6 +263,9 @@ grant execute on function
     public.monitoring_flag_model(integer),
     public.monitoring_flag_segments(integer)
     to service_role;
+-- as 20260401200000 granted it (a replaced function keeps its grants; restated for the checks)
+revoke all on function public.is_feature_enabled(text, uuid, text, jsonb) from public, anon, authenticated, service_role;
+grant execute on function public.is_feature_enabled(text, uuid, text, jsonb) to authenticated, service_role;
 
 -- ---------------------------------------------------------------------------------------
 -- comments

@@ -211,7 +211,11 @@ def admin_to_client(document: Mapping[str, Any], environment: str | None = None)
             "name": name,
             "enabled": bool(fe.get("enabled", False)),
             "strategies": [
-                {k: v for k, v in st.items() if k in ("name", "parameters", "constraints", "segments", "variants", "title", "disabled")}
+                {
+                    k: v
+                    for k, v in st.items()
+                    if k in ("name", "parameters", "constraints", "segments", "variants", "title", "disabled")
+                }
                 for st in strategies
             ],
             "variants": fe.get("variants") or [],
@@ -242,7 +246,10 @@ def import_admin(
     client_features = []
     for f in state["features"]:
         missing = [
-            x for st in f["strategies"] for x in st.get("segments") or [] if mapping.get(int(x), int(x) if int(x) in ids else None) is None
+            x
+            for st in f["strategies"]
+            for x in st.get("segments") or []
+            if mapping.get(int(x), int(x) if int(x) in ids else None) is None
         ]
         if missing:
             result.refused[str(f["name"])] = f"23503: segment(s) {', '.join(map(str, missing))} do not exist here"

@@ -586,7 +586,9 @@ class _Source:
 # a number or boolean of a caller's context is made text as make_context would.
 def _value_source(src: _Source, name: str) -> str | None:
     if name == "environment":
-        return "(_v if type(_v := ctx.get('environment')) is str else (env if _v is None or _T(_v) is None else _T(_v)))"
+        return (
+            "(_v if type(_v := ctx.get('environment')) is str else (env if _v is None or _T(_v) is None else _T(_v)))"
+        )
     if name in _FIELDS and name != "currentTime":
         return f"(_v if type(_v := ctx.get({src.const(name)})) is str or _v is None else _T(_v))"
     if name not in _FIELDS and name != "properties":
@@ -636,8 +638,7 @@ def _rule_source(src: _Source, flag_key: str, s: Mapping[str, Any]) -> str:
         sid = _value_source(src, "sessionId")
         if stickiness == "default":
             subject = (
-                f"(_u if (_u := {uid}) is not None else"
-                f" (_u if (_u := {sid}) is not None else str(_RND(1, 9999))))"
+                f"(_u if (_u := {uid}) is not None else (_u if (_u := {sid}) is not None else str(_RND(1, 9999))))"
             )
         elif stickiness == "random":
             subject = "str(_RND(1, 9999))"
@@ -662,7 +663,9 @@ class Matcher:
         self.source = source
 
 
-def compile_matcher(flag_key: str, strategies: Sequence[Mapping[str, Any]], segments: Mapping[int, list[Any]]) -> Matcher:
+def compile_matcher(
+    flag_key: str, strategies: Sequence[Mapping[str, Any]], segments: Mapping[int, list[Any]]
+) -> Matcher:
     src = _Source()
     lines = ["def first_match(ctx, toggle, env):", "    _p = ctx.get('properties') or _NOP"]
     for i, s in enumerate(strategies):

@@ -544,7 +544,18 @@ def overview(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
 class _Entry:
     """A flag as one environment sees it, with the counters of its outcomes there."""
 
-    __slots__ = ("flag", "compiled", "enabled", "plain", "always", "raw", "first_match", "c_match", "c_no_match", "c_disabled")
+    __slots__ = (
+        "flag",
+        "compiled",
+        "enabled",
+        "plain",
+        "always",
+        "raw",
+        "first_match",
+        "c_match",
+        "c_no_match",
+        "c_disabled",
+    )
 
     def __init__(self, flag: Flag, environment: str, counters: _Counters, segments: Mapping[int, list[Any]]):
         self.flag = flag

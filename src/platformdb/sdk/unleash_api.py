@@ -145,7 +145,11 @@ def create_app(settings: ApiSettings, prefix: str = "/api") -> Starlette:
         min_size=0,
         max_size=4,
         open=False,
-        kwargs={"autocommit": True, "application_name": "platformdb-flags-api", **db.connect_kwargs(settings.database_url)},
+        kwargs={
+            "autocommit": True,
+            "application_name": "platformdb-flags-api",
+            **db.connect_kwargs(settings.database_url),
+        },
         name="platformdb-flags-api",
     )
     registrations: dict[str, dict[str, Any]] = {}
@@ -192,8 +196,10 @@ def create_app(settings: ApiSettings, prefix: str = "/api") -> Starlette:
         if exc.sqlstate == "42501":
             log.error("flags API: %s", exc)
             return JSONResponse(
-                {"error": f"the database refused the flags API's role {settings.role or '(login)'}: "
-                 f"{exc.diag.message_primary}"},
+                {
+                    "error": f"the database refused the flags API's role {settings.role or '(login)'}: "
+                    f"{exc.diag.message_primary}"
+                },
                 status_code=503,
             )
         raise exc
