@@ -11,7 +11,7 @@ SEMVER_GT, STR_STARTS_WITH). Plus SQL `is_feature_enabled` round trips per secon
 side by side on a database at 20260401230000 (`sql_before_*`: before the fast path of
 20260401250000) and one at the newest migration (`sql_*`).
 Rounds are interleaved (BENCH_ROUNDS, default 3) and the best of each is kept.
-BENCH_PROFILE=1 prints where FlagClient.is_enabled spends its time on `three` (cProfile).
+BENCH_CPROFILE=1 prints where FlagClient.is_enabled spends its time on `three` (cProfile).
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def main() -> None:
                 ):
                     r = timed(fn, key, loops)
                     best[f"{name}_{key}_per_s"] = max(best.get(f"{name}_{key}_per_s", 0.0), r)
-        if os.environ.get("BENCH_PROFILE") == "1":
+        if os.environ.get("BENCH_CPROFILE") == "1":
             profile = cProfile.Profile()
             profile.runcall(timed, ours, "three", 2)
             pstats.Stats(profile).sort_stats("tottime").print_stats(10)
