@@ -182,7 +182,9 @@ def test_the_fast_path_of_is_feature_enabled_answers_as_the_general_one(conn: ps
     userWithId are
     decided by is_feature_enabled itself (20260401250000); evaluate_feature_flag always takes
     the general path (feature_flag_outcome): both must agree."""
-    rollouts = [
+    rollouts: list[list[dict[str, Any]]] = [
+        [],
+        [{"name": "default"}],
         [{"name": "flexibleRollout", "parameters": {"rollout": "37", "stickiness": "default", "groupId": "g"}}],
         [{"name": "flexibleRollout", "parameters": {"rollout": "61"}}],
         [

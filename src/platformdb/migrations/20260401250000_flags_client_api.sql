@@ -190,6 +190,8 @@ begin
         -- strategy met before a match sends the whole flag down the general path
         if pg_catalog.jsonb_array_length(v_flag.dependencies) > 0 then
             v_fast := false;
+        elsif pg_catalog.jsonb_array_length(v_flag.strategies) = 0 then
+            v_result := true;  -- enabled with no strategy: on
         else
             for v_s in select e from pg_catalog.jsonb_array_elements(v_flag.strategies) e loop
                 if coalesce(pg_catalog.jsonb_array_length(v_s -> 'constraints'), 0) > 0
