@@ -168,13 +168,28 @@ def missing_access(conn: psycopg.Connection[Any]) -> list[str]:
     return problems
 
 
+FLAGS_API_READY_SQL = """
+select pg_catalog.to_regprocedure('public.feature_flags_client_state(text)') is null
+       or (exists (select 1 from pg_catalog.pg_roles where rolname = 'platformdb_flags_api')
+           and pg_catalog.has_function_privilege(
+                   'platformdb_flags_api', 'public.feature_flags_client_state(text)', 'execute'))
+"""
+
+
+def flags_api_ready(conn: psycopg.Connection[Any]) -> bool:
+    """Whether platformdb_flags_api exists with its grants (not needed to start the dashboard:
+    without it /api answers 503)."""
+    row = conn.execute(FLAGS_API_READY_SQL).fetchone()
+    return bool(row and row[0])
+
+
 def ensure_access(url: str, setup: bool | None = None) -> list[str]:
     """Make sure the dashboard can read as platformdb_monitor; set the roles up when asked
     (setup=True), or when needed and possible (setup=None). Returns what was done."""
     with psycopg.connect(url, autocommit=True) as conn:
         done: list[str] = []
         problems = missing_access(conn)
-        if setup or (setup is None and problems):
+        if setup or (setup is None and (problems or not flags_api_ready(conn))):
             privileged = conn.execute(PRIVILEGED_SQL).fetchone()
             if setup or (privileged and privileged[0]):
                 done = setup_roles(conn)

@@ -193,7 +193,8 @@ def create_app(settings: ApiSettings, prefix: str = "/api") -> Starlette:
             yield conn
 
     def _db_refusal(exc: psycopg.Error) -> Response:
-        if exc.sqlstate == "42501":
+        # 42501: the login may not become the role; 22023: the role does not exist (yet)
+        if exc.sqlstate == "42501" or (settings.role and exc.sqlstate == "22023" and "role" in str(exc)):
             log.error("flags API: %s", exc)
             return JSONResponse(
                 {
