@@ -102,6 +102,20 @@ def test_unknown_fields_and_bad_features_are_refused(conn: psycopg.Connection[An
     }  # fmt: skip
     result = flag_io.import_any(conn, document)
     assert result.features == [] and result.refused["bad-op"].startswith("22023")
+    for malformed in (
+        {"features": "x", "featureStrategies": []},
+        {"features": [1], "featureStrategies": []},
+        {"features": [{"name": "m"}], "featureStrategies": [], "segments": [{"name": "no id"}]},
+        {"features": [{"name": "m"}], "featureStrategies": [{"featureName": "m", "name": "default", "segments": [None]}]},
+        {"version": 2, "features": [{"name": "m", "strategies": "all"}]},
+    ):
+        try:
+            flag_io.import_any(conn, malformed)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(f"accepted {malformed}")
+    assert flags.list_flags(conn) == []
 
 
 def test_cli_export_and_import_tell_the_shapes_apart(

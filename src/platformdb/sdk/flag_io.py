@@ -33,6 +33,14 @@ FEATURE_METADATA = frozenset(
 STRATEGY_DROPPED = frozenset({"id", "sortOrder", "featureName", "environment", "projectId"})
 
 
+def objects(document: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
+    """document[name]: a list of JSON objects (absent or null: none), else ValueError."""
+    items = document.get(name) or []
+    if not isinstance(items, list) or not all(isinstance(x, Mapping) for x in items):
+        raise ValueError(f"{name} must be a list of objects")
+    return items
+
+
 @dataclass
 class ImportResult:
     features: list[str] = field(default_factory=list)
@@ -49,7 +57,7 @@ def _strategy(s: Mapping[str, Any]) -> dict[str, Any] | None:
 def import_state(conn: psycopg.Connection[Any], state: Mapping[str, Any], *, environment: str = "all") -> ImportResult:
     """Write the features and segments of a client-API state into `environment`."""
     result = ImportResult()
-    for seg in state.get("segments") or []:
+    for seg in objects(state, "segments"):
         with conn.transaction():
             sid = flags.upsert_segment(
                 conn,
@@ -59,7 +67,7 @@ def import_state(conn: psycopg.Connection[Any], state: Mapping[str, Any], *, env
                 segment_id=int(seg["id"]) if seg.get("id") is not None else None,
             )
         result.segments.append(sid)
-    for f in state.get("features") or []:
+    for f in objects(state, "features"):
         name = f.get("name")
         if not isinstance(name, str):
             result.refused[repr(name)] = "22023: a feature needs a name"
@@ -192,16 +200,16 @@ def admin_to_client(document: Mapping[str, Any], environment: str | None = None)
     if unknown:
         raise ValueError(f"not Unleash's admin export format: unknown field(s) {', '.join(sorted(unknown))}")
     by_feature: dict[str, list[Mapping[str, Any]]] = {}
-    for st in document.get("featureStrategies") or []:
+    for st in objects(document, "featureStrategies"):
         by_feature.setdefault(str(st.get("featureName")), []).append(st)
     envs: dict[str, Mapping[str, Any]] = {}
-    for fe in document.get("featureEnvironments") or []:
+    for fe in objects(document, "featureEnvironments"):
         key = str(fe.get("featureName") or fe.get("name"))
         if key not in envs or fe.get("environment") == environment:
             envs[key] = fe
-    deps = {str(d.get("feature")): d.get("dependencies") or [] for d in document.get("dependencies") or []}
+    deps = {str(d.get("feature")): d.get("dependencies") or [] for d in objects(document, "dependencies")}
     features = []
-    for f in document.get("features") or []:
+    for f in objects(document, "features"):
         name = f.get("name")
         if f.get("archived"):
             continue
@@ -225,7 +233,7 @@ def admin_to_client(document: Mapping[str, Any], environment: str | None = None)
         if deps.get(str(name)):
             feature["dependencies"] = deps[str(name)]
         features.append(feature)
-    return {"version": 2, "features": features, "segments": list(document.get("segments") or [])}
+    return {"version": 2, "features": features, "segments": objects(document, "segments")}
 
 
 def import_admin(
@@ -267,11 +275,14 @@ def import_admin(
 def import_any(conn: psycopg.Connection[Any], document: Mapping[str, Any], *, environment: str = "all") -> ImportResult:
     """A client-API state, an admin export or an import request, told apart by `kind_of`."""
     kind = kind_of(document)
-    if kind == "request":
-        return import_admin(conn, document["data"], environment=environment)
-    if kind == "admin":
-        return import_admin(conn, document, environment=environment)
-    return import_state(conn, document, environment=environment)
+    try:
+        if kind == "request":
+            return import_admin(conn, document["data"], environment=environment)
+        if kind == "admin":
+            return import_admin(conn, document, environment=environment)
+        return import_state(conn, document, environment=environment)
+    except (TypeError, KeyError, AttributeError) as exc:  # a field of the wrong JSON type
+        raise ValueError(f"malformed {kind} document: {type(exc).__name__}: {exc}") from exc
 
 
 def dumps(state: Mapping[str, Any]) -> str:
