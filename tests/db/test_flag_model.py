@@ -228,3 +228,28 @@ def test_the_fast_path_of_is_feature_enabled_answers_as_the_general_one(conn: ps
             general = flags.evaluate_feature_flag(conn, key, user, "production").enabled
             assert flags.is_feature_enabled(conn, key, user, "production") is general, (key, user)
     assert checked == len(rollouts) * len(contexts)
+
+
+def test_feature_flag_context_is_make_context(conn: psycopg.Connection[Any]) -> None:
+    """The SQL context document (feature_flag_context, one pass over the keys since
+    20260401250000) and the Python one (flag_model.make_context) are the same."""
+    import random
+
+    from platformdb.sdk import flag_model
+
+    rng = random.Random(250000)
+    values: list[Any] = [None, "", "RW", 5, -1.5, 1e20, True, False, [1], {"a": 1}, "ümlaut"]
+    keys = [*flag_model.FIELDS, "country", "tier", "userId", "properties"]
+    contexts: list[Any] = [{}, {"properties": "x"}, {"properties": None}, {"properties": {}}]
+    for _ in range(300):
+        ctx: dict[str, Any] = {k: rng.choice(values) for k in rng.sample(keys, rng.randint(0, 5))}
+        if rng.random() < 0.6:
+            ctx["properties"] = {k: rng.choice(values) for k in rng.sample(keys, rng.randint(0, 4))}
+        contexts.append(ctx)
+    for ctx in contexts:
+        for user, env in ((None, "production"), ("u-1", "staging")):
+            row = conn.execute(
+                "select public.feature_flag_context(%s::jsonb, %s, %s)", (json.dumps(ctx), user, env)
+            ).fetchone()
+            assert row is not None
+            assert row[0] == flag_model.make_context(ctx, user, env), (ctx, user, env)

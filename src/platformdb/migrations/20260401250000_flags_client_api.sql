@@ -13,6 +13,9 @@
 --   building the context document: no parents, and unconstrained 'default', 'flexibleRollout'
 --   (default or userId stickiness) or 'userWithId' strategies (same answers; the others take
 --   the general path of 20260401200000). Counting unchanged.
+-- - feature_flag_context in one pass over the keys instead of one query of five subqueries,
+--   and feature_flag_context_value in PL/pgSQL instead of SQL (a SQL function called from PL/pgSQL
+--   is planned again in every transaction): constrained flags answer faster, the same way.
 -- Sections: guard → functions → grants → comments.
 BEGIN;
 
@@ -114,6 +117,77 @@ as $$
       from public.feature_flag_segments s
      order by s.id
      limit p_limit
+$$;
+
+-- feature_flag_context as one pass over the keys (was one query of five subqueries and
+-- aggregates): the same document, {fields as text, properties: {…}}; a nested property wins
+-- over a top-level key of the same name; userId is p_user when given; environment the
+-- context's, else p_environment.
+create or replace function public.feature_flag_context(p_context jsonb, p_user text, p_environment text)
+returns jsonb
+language plpgsql
+immutable
+parallel safe
+set search_path = ''
+as $$
+declare
+    v_out jsonb := '{}';
+    v_props jsonb := '{}';
+    v_key text;
+    v_value jsonb;
+begin
+    if p_context is null or p_context = '{}'::jsonb then  -- the common call: no context
+        return pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('userId', p_user,
+                   'environment', p_environment)) || '{"properties": {}}'::jsonb;
+    end if;
+    if pg_catalog.jsonb_typeof(p_context) = 'object' then
+        for v_key, v_value in select e.key, e.value from pg_catalog.jsonb_each(p_context) e loop
+            if v_key <> 'properties' and pg_catalog.jsonb_typeof(v_value) in ('string', 'number', 'boolean') then
+                if v_key in ('userId', 'sessionId', 'remoteAddress', 'environment', 'appName', 'currentTime') then
+                    v_out := v_out || pg_catalog.jsonb_build_object(v_key, v_value #>> '{}');
+                else
+                    v_props := v_props || pg_catalog.jsonb_build_object(v_key, v_value #>> '{}');
+                end if;
+            end if;
+        end loop;
+        if pg_catalog.jsonb_typeof(p_context -> 'properties') = 'object' then
+            for v_key, v_value in select e.key, e.value from pg_catalog.jsonb_each(p_context -> 'properties') e loop
+                if pg_catalog.jsonb_typeof(v_value) in ('string', 'number', 'boolean') then
+                    v_props := v_props || pg_catalog.jsonb_build_object(v_key, v_value #>> '{}');
+                end if;
+            end loop;
+        end if;
+    end if;
+    if p_user is not null then
+        v_out := v_out || pg_catalog.jsonb_build_object('userId', p_user);
+    end if;
+    if not v_out ? 'environment' and p_environment is not null then
+        v_out := v_out || pg_catalog.jsonb_build_object('environment', p_environment);
+    end if;
+    return v_out || pg_catalog.jsonb_build_object('properties', v_props);
+end
+$$;
+
+-- feature_flag_context_value as PL/pgSQL (was LANGUAGE sql): called from PL/pgSQL for every
+-- constraint, a SQL function is set up again in every transaction (parsed and planned per
+-- call site), which made it the largest cost of a round trip on a constrained flag; the
+-- same answers.
+create or replace function public.feature_flag_context_value(p_context jsonb, p_name text)
+returns text
+language plpgsql
+stable
+parallel safe
+set search_path = ''
+as $$
+begin
+    if p_name in ('userId', 'sessionId', 'remoteAddress', 'environment', 'appName') then
+        return p_context ->> p_name;
+    elsif p_name = 'currentTime' then
+        return coalesce(p_context ->> 'currentTime',
+                        pg_catalog.to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'));
+    end if;
+    return p_context -> 'properties' ->> p_name;
+end
 $$;
 
 -- is_feature_enabled of 20260401200000 with a fast path: a flag without parents whose
@@ -266,6 +340,10 @@ grant execute on function
     public.monitoring_flag_segments(integer)
     to service_role;
 -- as 20260401200000 granted it (a replaced function keeps its grants; restated for the checks)
+revoke all on function public.feature_flag_context(jsonb, text, text) from public, anon, authenticated, service_role;
+grant execute on function public.feature_flag_context(jsonb, text, text) to service_role;
+revoke all on function public.feature_flag_context_value(jsonb, text) from public, anon, authenticated, service_role;
+grant execute on function public.feature_flag_context_value(jsonb, text) to service_role;
 revoke all on function public.is_feature_enabled(text, uuid, text, jsonb) from public, anon, authenticated, service_role;
 grant execute on function public.is_feature_enabled(text, uuid, text, jsonb) to authenticated, service_role;
 
@@ -276,6 +354,8 @@ comment on function public.feature_flags_client_state(text) is
     'Unleash''s client API v2 document {version, features, segments} of an environment (its own rows, else ''all''): the body of GET /api/client/features. Read-only; service_role and the dashboard''s platformdb_flags_api.';
 comment on function public.monitoring_flag_model(integer) is
     'Dashboard: every flag row with its strategies, variants and dependencies, by key and environment. Read-only.';
+comment on function public.feature_flag_context(jsonb, text, text) is
+    'The evaluation context: userId, sessionId, remoteAddress, environment, appName, currentTime and properties, all text; other top-level keys are properties.';comment on function public.feature_flag_context_value(jsonb, text) is 'A context field by name (the six fields, else a property); currentTime defaults to now.';
 comment on function public.is_feature_enabled(text, uuid, text, jsonb) is
     'True when the flag is on for the context (Unleash model: strategies OR''ed, constraints AND''ed, segments, dependencies). Unknown or disabled flag -> false, never an error. A signed-in user evaluates for themself only (another p_user_id or context userId -> 42501) and secret flags are false for them. Counted without a write per call; unknown keys from a user are counted as (other).';
 comment on function public.monitoring_flag_segments(integer) is
