@@ -1,4 +1,6 @@
--- platformdb 20260401250000 down: the exact reverse of flags client API.
+-- platformdb 20260401250000 down: the exact reverse of flags client API: feature_flag_context,
+-- feature_flag_context_value and is_feature_enabled as 20260401200000 defined them (bodies,
+-- grants, comments), the three new functions dropped.
 BEGIN;
 
 -- feature_flag_context as 20260401200000 defined it (one query)
