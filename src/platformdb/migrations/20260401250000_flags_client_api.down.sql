@@ -158,7 +158,8 @@ revoke all on function public.is_feature_enabled(text, uuid, text, jsonb) from p
 grant execute on function public.is_feature_enabled(text, uuid, text, jsonb) to authenticated, service_role;
 
 comment on function public.feature_flag_context(jsonb, text, text) is
-    'The evaluation context: userId, sessionId, remoteAddress, environment, appName, currentTime and properties, all text; other top-level keys are properties.';comment on function public.feature_flag_context_value(jsonb, text) is 'A context field by name (the six fields, else a property); currentTime defaults to now.';
+    'The evaluation context: userId, sessionId, remoteAddress, environment, appName, currentTime and properties, all text; other top-level keys are properties.';
+comment on function public.feature_flag_context_value(jsonb, text) is 'A context field by name (the six fields, else a property); currentTime defaults to now.';
 comment on function public.is_feature_enabled(text, uuid, text, jsonb) is
     'True when the flag is on for the context (Unleash model: strategies OR''ed, constraints AND''ed, segments, dependencies). Unknown or disabled flag -> false, never an error. A signed-in user evaluates for themself only (another p_user_id or context userId -> 42501) and secret flags are false for them. Counted without a write per call; unknown keys from a user are counted as (other).';
 

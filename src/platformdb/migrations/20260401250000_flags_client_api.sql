@@ -355,7 +355,8 @@ comment on function public.feature_flags_client_state(text) is
 comment on function public.monitoring_flag_model(integer) is
     'Dashboard: every flag row with its strategies, variants and dependencies, by key and environment. Read-only.';
 comment on function public.feature_flag_context(jsonb, text, text) is
-    'The evaluation context: userId, sessionId, remoteAddress, environment, appName, currentTime and properties, all text; other top-level keys are properties.';comment on function public.feature_flag_context_value(jsonb, text) is 'A context field by name (the six fields, else a property); currentTime defaults to now.';
+    'The evaluation context: userId, sessionId, remoteAddress, environment, appName, currentTime and properties, all text; other top-level keys are properties.';
+comment on function public.feature_flag_context_value(jsonb, text) is 'A context field by name (the six fields, else a property); currentTime defaults to now.';
 comment on function public.is_feature_enabled(text, uuid, text, jsonb) is
     'True when the flag is on for the context (Unleash model: strategies OR''ed, constraints AND''ed, segments, dependencies). Unknown or disabled flag -> false, never an error. A signed-in user evaluates for themself only (another p_user_id or context userId -> 42501) and secret flags are false for them. Counted without a write per call; unknown keys from a user are counted as (other).';
 comment on function public.monitoring_flag_segments(integer) is
