@@ -106,7 +106,10 @@ def test_unknown_fields_and_bad_features_are_refused(conn: psycopg.Connection[An
         {"features": "x", "featureStrategies": []},
         {"features": [1], "featureStrategies": []},
         {"features": [{"name": "m"}], "featureStrategies": [], "segments": [{"name": "no id"}]},
-        {"features": [{"name": "m"}], "featureStrategies": [{"featureName": "m", "name": "default", "segments": [None]}]},
+        {
+            "features": [{"name": "m"}],
+            "featureStrategies": [{"featureName": "m", "name": "default", "segments": [None]}],
+        },
         {"version": 2, "features": [{"name": "m", "strategies": "all"}]},
     ):
         try:
