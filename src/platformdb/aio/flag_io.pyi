@@ -17,6 +17,7 @@ from platformdb.sdk.flag_io import (
     admin_to_client,
     dumps,
     kind_of,
+    objects,
 )
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "import_any",
     "import_state",
     "kind_of",
+    "objects",
 ]
 
 __twins__: tuple[str, ...]
