@@ -7,25 +7,35 @@
 - `yggdrasil`: Unleash's engine (`yggdrasil-engine`) called directly.
 
 Two flags: `one` (flexibleRollout 50%) and `three` (3 strategies x 3 constraints: IN,
-SEMVER_GT, STR_STARTS_WITH). Plus SQL `is_feature_enabled` round trips per second on both.
+SEMVER_GT, STR_STARTS_WITH). Plus SQL `is_feature_enabled` round trips per second on both,
+side by side on a database at 20260401230000 (`sql_before_*`: before the fast path of
+20260401250000) and one at the newest migration (`sql_*`).
 Rounds are interleaved (BENCH_ROUNDS, default 3) and the best of each is kept.
+BENCH_CPROFILE=1 prints where FlagClient.is_enabled spends its time on `three` (cProfile).
 """
 
 from __future__ import annotations
 
+import cProfile
 import json
 import os
+import pstats
 import tempfile
 import time
 from typing import Any
 
 import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from UnleashClient import UnleashClient
 from UnleashClient.cache import FileCache
 from yggdrasil_engine.engine import UnleashEngine
 
 from _common import database, rate, write_result
+from platformdb import migrate
 from platformdb.sdk import flag_io, flags
+
+BEFORE = "20260401230000"  # is_feature_enabled without the fast path of 20260401250000
 
 ONE = {
     "name": "one",
@@ -72,6 +82,19 @@ def timed(fn: Any, key: str, loops: int) -> float:
     return rate(loops * len(CONTEXTS), time.perf_counter() - t)
 
 
+def _before_database(url: str) -> str:
+    """A database beside the bench's, migrated up to BEFORE, with the same flags."""
+    name = conninfo_to_dict(url).get("dbname", "bench") + "_before"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(sql.SQL("drop database if exists {}").format(sql.Identifier(name)))
+        admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    before = make_conninfo(url, dbname=name)
+    migrate.up(before, to=BEFORE)
+    with psycopg.connect(before, autocommit=True) as conn:
+        assert not flag_io.import_state(conn, STATE, environment="all").refused
+    return before
+
+
 def main() -> None:
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
     with database() as url, tempfile.TemporaryDirectory() as cache_dir:
@@ -114,14 +137,20 @@ def main() -> None:
                 ):
                     r = timed(fn, key, loops)
                     best[f"{name}_{key}_per_s"] = max(best.get(f"{name}_{key}_per_s", 0.0), r)
-        with psycopg.connect(url, autocommit=True) as conn:
-            for key in ("one", "three"):
-                t = time.perf_counter()
-                n = 0
-                for ctx in CONTEXTS[:1000]:
-                    flags.is_feature_enabled(conn, key, None, "production", ctx)
-                    n += 1
-                best[f"sql_{key}_per_s"] = rate(n, time.perf_counter() - t)
+        if os.environ.get("BENCH_CPROFILE") == "1":
+            profile = cProfile.Profile()
+            profile.runcall(timed, ours, "three", 2)
+            pstats.Stats(profile).sort_stats("tottime").print_stats(10)
+        before_url = _before_database(url)
+        with psycopg.connect(url, autocommit=True) as conn, psycopg.connect(before_url, autocommit=True) as old:
+            for _ in range(rounds):
+                for key in ("one", "three"):
+                    for name, c in (("sql", conn), ("sql_before", old)):
+                        t = time.perf_counter()
+                        for ctx in CONTEXTS[:1000]:
+                            flags.is_feature_enabled(c, key, None, "production", ctx)
+                        r = rate(1000, time.perf_counter() - t)
+                        best[f"{name}_{key}_per_s"] = max(best.get(f"{name}_{key}_per_s", 0.0), r)
         sdk.destroy()
         for key in ("one", "three"):
             best[f"ratio_vs_unleashclient_{key}"] = round(
@@ -130,6 +159,7 @@ def main() -> None:
             best[f"ratio_vs_yggdrasil_{key}"] = round(
                 best[f"flagclient_{key}_per_s"] / best[f"yggdrasil_{key}_per_s"], 2
             )
+            best[f"sql_ratio_after_before_{key}"] = round(best[f"sql_{key}_per_s"] / best[f"sql_before_{key}_per_s"], 2)
         path = write_result("flags_unleash", best)
         print(json.dumps(best, indent=2))
         print(path)

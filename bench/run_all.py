@@ -669,6 +669,35 @@ REPORTS: dict[str, Report] = {
             ),
         ),
     ),
+    "flags_unleash": Report(
+        "Feature flags vs Unleash's Python SDK and engine (same flags, same contexts, same run)",
+        "issue 18",
+        tuple(
+            Row(
+                f"`FlagClient.is_enabled`, {label}, counting on",
+                f"flagclient_{key}_per_s",
+                "evaluations/s",
+                peer_label,
+                f"{peer}_{key}_per_s",
+                targets=(Target(target, "ratio", ">=", value),),
+            )
+            for key, label in (("one", "flexibleRollout 50%"), ("three", "3 strategies × 3 constraints"))
+            for peer, peer_label, target, value in (
+                ("unleashclient", "`UnleashClient.is_enabled` (cache bootstrapped)", "≥ 10× UnleashClient", 10),
+                ("yggdrasil", "`yggdrasil-engine` `is_enabled` called directly", "≥ 5× yggdrasil-engine", 5),
+            )
+        )
+        + tuple(
+            Row(
+                f"`is_feature_enabled` over SQL, {label}, with the fast path (20260401250000)",
+                f"sql_{key}_per_s",
+                "calls/s",
+                "the same at 20260401230000",
+                f"sql_before_{key}_per_s",
+            )
+            for key, label in (("one", "flexibleRollout 50%"), ("three", "3 strategies × 3 constraints"))
+        ),
+    ),
     "events": Report(
         "Event store: appends with an expected version vs a plain INSERT",
         "issue 7",

@@ -5,7 +5,10 @@ ones; tokens, ETag, register and metrics."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -169,6 +172,95 @@ def test_without_tokens_only_loopback_clients_are_answered(db_url: str, conn: ps
     app = create_app(ApiSettings(db_url))
     with TestClient(app, client=("203.0.113.9", 5000)) as remote:
         assert remote.get("/api/client/features").status_code == 403
-    with TestClient(app, client=("127.0.0.1", 5000)) as local:
+    with TestClient(app, client=("127.0.0.1", 5000), base_url="http://127.0.0.1:4242") as local:
         r = local.get("/api/client/features")
         assert r.status_code == 200 and [f["name"] for f in r.json()["features"]] == ["open"]
+        # DNS rebinding: a page of another site whose name resolves to 127.0.0.1
+        rebound = local.get("/api/client/features", headers={"Host": "attacker.example:4242"})
+        assert rebound.status_code == 403
+        assert local.get("/api/client/features", headers={"Host": "localhost:4242"}).status_code == 200
+
+
+# ---- Unleash's Node SDK ------------------------------------------------------------------
+
+NODE_SDK_VERSION = "6.12.2"  # unleash-client on npm, pinned
+NODE_CACHE = Path(
+    os.environ.get("PLATFORMDB_TEST_NODE_CACHE", str(Path.home() / ".cache" / "platformdb-test-unleash-node"))
+)
+NODE_SCRIPT = Path(__file__).resolve().parent.parent / "fixtures" / "unleash_node" / "answers.cjs"
+
+
+def _node_sdk() -> Path:
+    """unleash-client at the pinned version in a cache folder outside the repository (npm
+    install once); skips, saying why, only when node/npm are missing or the install fails."""
+    for tool in ("node", "npm"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not found on PATH: Unleash's Node SDK cannot run here")
+    NODE_CACHE.mkdir(parents=True, exist_ok=True)
+    stamp = NODE_CACHE / ".installed"
+    wanted = f"unleash-client@{NODE_SDK_VERSION}"
+    if not stamp.exists() or stamp.read_text() != wanted:
+        r = subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--silent", wanted],
+            cwd=NODE_CACHE, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        if r.returncode != 0:
+            pytest.skip(f"npm install {wanted} failed: {(r.stderr or r.stdout).strip()[-500:]}")
+        stamp.write_text(wanted)
+    shutil.copyfile(NODE_SCRIPT, NODE_CACHE / NODE_SCRIPT.name)  # run from the cache: require resolves there
+    return NODE_CACHE / NODE_SCRIPT.name
+
+
+def test_unleash_node_sdk_gives_our_answers(conn: psycopg.Connection[Any], server: Server, tmp_path: Path) -> None:
+    script = _node_sdk()
+    specs = [_load(conn, n) for n in ("P02-operators.json", "P03-segments-dependencies.json", "P04-variants.json")]
+    cases: list[dict[str, Any]] = []
+    ours: list[Any] = []
+    for spec in specs:
+        for t in spec["tests"]:
+            cases.append({"kind": "enabled", "toggle": t["toggleName"], "context": t["context"]})
+            ours.append(flags.is_feature_enabled(conn, t["toggleName"], None, "production", t["context"]))
+            assert ours[-1] == t["expectedResult"], t["description"]
+        for t in spec["variantTests"]:
+            cases.append({"kind": "variant", "toggle": t["toggleName"], "context": t["context"]})
+            v = flags.get_feature_variant(conn, t["toggleName"], None, "production", t["context"])
+            ours.append({"name": v["name"], "enabled": v["enabled"], "payload": v.get("payload")})
+    path = tmp_path / "cases.json"
+    path.write_text(json.dumps({"url": server.url + "/api", "token": CLIENT, "cases": cases}), encoding="utf-8")
+    r = subprocess.run(["node", str(script), str(path)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    theirs = json.loads(r.stdout)
+    assert len(theirs) == len(cases) > 1000
+    dated = {
+        f["name"]
+        for spec in specs
+        for f in spec["state"]["features"]
+        if any(
+            c["operator"] in ("DATE_AFTER", "DATE_BEFORE") and c["contextName"] != "currentTime"
+            for st in f.get("strategies") or []
+            for c in st.get("constraints") or []
+        )
+    }
+    differ = [(c, o, t) for c, o, t in zip(cases, ours, theirs, strict=True) if o != t]
+    unexplained = [(c, o, t) for c, o, t in differ if _node_sdk_rule(c, dated) is None]
+    assert not unexplained, unexplained[:5]
+    assert len(differ) < len(cases) // 20
+
+
+def _node_sdk_rule(case: dict[str, Any], dated: set[str]) -> str | None:
+    """Where Unleash's Node SDK itself departs from Unleash's engine (yggdrasil) and from the
+    client specification, read in its source (unleash-client 6.12.2), or None:
+    - DATE_AFTER / DATE_BEFORE compare currentTime whatever the constraint's contextName;
+    - an empty userId / sessionId counts as missing (a random stickiness value instead);
+    - stickiness values are hashed as UTF-16 code units (murmurhash3js), so a value that is
+      not ASCII lands in another bucket than with the UTF-8 bytes the engine hashes."""
+    if case["toggle"] in dated:
+        return "date operator on a field other than currentTime"
+    ctx = case["context"]
+    values = [ctx.get(k) for k in ("userId", "sessionId", "remoteAddress")]
+    values += list((ctx.get("properties") or {}).values())
+    if any(v == "" for v in values[:2]):
+        return "empty stickiness value"
+    if any(isinstance(v, str) and not v.isascii() for v in values):
+        return "non-ASCII stickiness value"
+    return None

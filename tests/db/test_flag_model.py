@@ -175,3 +175,81 @@ def test_a_signed_in_user_gets_variants_for_themself_only(
     # the strategies are not readable by users
     with pytest.raises(psycopg.errors.InsufficientPrivilege), db.as_user(user, user_a):
         user.execute("select strategies from feature_flags")
+
+
+def test_the_fast_path_of_is_feature_enabled_answers_as_the_general_one(conn: psycopg.Connection[Any]) -> None:
+    """Flags without parents whose strategies are unconstrained default / flexibleRollout /
+    userWithId are
+    decided by is_feature_enabled itself (20260401250000); evaluate_feature_flag always takes
+    the general path (feature_flag_outcome): both must agree."""
+    rollouts: list[list[dict[str, Any]]] = [
+        [],
+        [{"name": "default"}],
+        [{"name": "flexibleRollout", "parameters": {"rollout": "37", "stickiness": "default", "groupId": "g"}}],
+        [{"name": "flexibleRollout", "parameters": {"rollout": "61"}}],
+        [
+            {"name": "flexibleRollout", "parameters": {"rollout": "10", "stickiness": "default"}},
+            {"name": "flexibleRollout", "parameters": {"rollout": "30", "groupId": "other"}},
+        ],
+        [{"name": "flexibleRollout", "parameters": {"rollout": "0"}}, {"name": "default"}],
+        # general path after a fast one that does not match
+        [
+            {"name": "flexibleRollout", "parameters": {"rollout": "20"}},
+            {"name": "default", "constraints": [{"contextName": "country", "operator": "IN", "values": ["RW"]}]},
+        ],
+        [{"name": "flexibleRollout", "parameters": {"rollout": "50", "stickiness": "sessionId"}}],
+        [{"name": "flexibleRollout", "parameters": {"rollout": "45", "stickiness": "userId"}}],
+        [
+            {"name": "userWithId", "parameters": {"userIds": "user-3, 4,true ,p5"}},
+            {"name": "flexibleRollout", "parameters": {"rollout": "5"}},
+        ],
+    ]
+    for i, strategies in enumerate(rollouts):
+        flags.upsert_flag(conn, f"fast-{i}", environment="all", enabled=True, strategies=strategies)
+    contexts: list[dict[str, Any]] = []
+    for n in range(60):
+        contexts += [
+            {"userId": f"user-{n}"},
+            {"userId": n},
+            {"userId": n % 2 == 0, "sessionId": f"s{n}"},
+            {"sessionId": f"s-{n}", "country": "RW" if n % 2 else "KE"},
+            {"userId": {"x": n}, "sessionId": n * 7},
+            {"properties": {"userId": f"p{n}"}, "sessionId": f"q{n}"},
+        ]
+    checked = 0
+    for i in range(len(rollouts)):
+        key = f"fast-{i}"
+        for ctx in contexts:
+            general = flags.evaluate_feature_flag(conn, key, None, "production", ctx).enabled
+            assert flags.is_feature_enabled(conn, key, None, "production", ctx) is general, (key, ctx)
+            checked += 1
+        for n in range(30):
+            user = uuid.UUID(int=n * 7919) if n else uuid.UUID("00000000-0000-0000-0000-000000000000")
+            general = flags.evaluate_feature_flag(conn, key, user, "production").enabled
+            assert flags.is_feature_enabled(conn, key, user, "production") is general, (key, user)
+    assert checked == len(rollouts) * len(contexts)
+
+
+def test_feature_flag_context_is_make_context(conn: psycopg.Connection[Any]) -> None:
+    """The SQL context document (feature_flag_context, one pass over the keys since
+    20260401250000) and the Python one (flag_model.make_context) are the same."""
+    import random
+
+    from platformdb.sdk import flag_model
+
+    rng = random.Random(250000)
+    values: list[Any] = [None, "", "RW", 5, -1.5, 1e20, True, False, [1], {"a": 1}, "ümlaut"]
+    keys = [*flag_model.FIELDS, "country", "tier", "userId", "properties"]
+    contexts: list[Any] = [{}, {"properties": "x"}, {"properties": None}, {"properties": {}}]
+    for _ in range(300):
+        ctx: dict[str, Any] = {k: rng.choice(values) for k in rng.sample(keys, rng.randint(0, 5))}
+        if rng.random() < 0.6:
+            ctx["properties"] = {k: rng.choice(values) for k in rng.sample(keys, rng.randint(0, 4))}
+        contexts.append(ctx)
+    for ctx in contexts:
+        for user, env in ((None, "production"), ("u-1", "staging")):
+            row = conn.execute(
+                "select public.feature_flag_context(%s::jsonb, %s, %s)", (json.dumps(ctx), user, env)
+            ).fetchone()
+            assert row is not None
+            assert row[0] == flag_model.make_context(ctx, user, env), (ctx, user, env)

@@ -7,16 +7,35 @@ from typing import Any
 
 import psycopg
 
-from platformdb.sdk.flag_io import EXPORT_FLAGS, FEATURE_METADATA, STRATEGY_DROPPED, ImportResult, dumps
+from platformdb.sdk.flag_io import (
+    ADMIN_KEYS,
+    BUILTIN_CONTEXT,
+    CLIENT_STATE,
+    FEATURE_METADATA,
+    STRATEGY_DROPPED,
+    ImportResult,
+    admin_to_client,
+    dumps,
+    kind_of,
+    objects,
+)
 
 __all__ = [
-    "EXPORT_FLAGS",
+    "ADMIN_KEYS",
+    "BUILTIN_CONTEXT",
+    "CLIENT_STATE",
     "FEATURE_METADATA",
     "ImportResult",
     "STRATEGY_DROPPED",
+    "admin_to_client",
     "dumps",
+    "export_admin",
     "export_state",
+    "import_admin",
+    "import_any",
     "import_state",
+    "kind_of",
+    "objects",
 ]
 
 __twins__: tuple[str, ...]
@@ -25,3 +44,10 @@ async def import_state(
     conn: psycopg.AsyncConnection[Any], state: Mapping[str, Any], *, environment: str = ...
 ) -> ImportResult: ...
 async def export_state(conn: psycopg.AsyncConnection[Any], environment: str = ...) -> dict[str, Any]: ...
+async def export_admin(conn: psycopg.AsyncConnection[Any], environment: str = ...) -> dict[str, Any]: ...
+async def import_admin(
+    conn: psycopg.AsyncConnection[Any], document: Mapping[str, Any], *, environment: str = ...
+) -> ImportResult: ...
+async def import_any(
+    conn: psycopg.AsyncConnection[Any], document: Mapping[str, Any], *, environment: str = ...
+) -> ImportResult: ...

@@ -8,6 +8,10 @@ Roles (cluster-wide, so not in a migration — a Supabase migration may not crea
   ``/metrics`` run as this role, in read-only transactions.
 - ``platformdb_operator`` (NOLOGIN): EXECUTE on ``monitoring_redrive_dead_letters`` (the
   redrive button), which writes an audit entry. Used for that one request only.
+- ``platformdb_flags_api`` (NOLOGIN): EXECUTE on ``feature_flags_client_state`` (the body of
+  Unleash's ``GET /api/client/features``) and ``record_feature_flag_evaluations`` (its
+  ``POST /api/client/metrics``), nothing else: the Unleash client API mounted at ``/api``
+  runs as this role (the monitor role cannot read flag definitions nor count).
 
 ``ROLES_SQL`` creates the roles when missing and (re)grants EXECUTE; it needs a user that may
 create roles and owns the functions (the migration user). ``platformdb dashboard`` runs it
@@ -30,6 +34,7 @@ from platformdb import db
 
 MONITOR_ROLE = "platformdb_monitor"
 OPERATOR_ROLE = "platformdb_operator"
+FLAGS_API_ROLE = "platformdb_flags_api"
 
 ROLES_SQL = """
 do $roles$
@@ -40,6 +45,9 @@ begin
     if not exists (select 1 from pg_catalog.pg_roles where rolname = 'platformdb_operator') then
         create role platformdb_operator nologin noinherit;
     end if;
+    if not exists (select 1 from pg_catalog.pg_roles where rolname = 'platformdb_flags_api') then
+        create role platformdb_flags_api nologin noinherit;
+    end if;
 exception when duplicate_object or unique_violation then
     null;  -- another database of this cluster created them at the same moment
 end
@@ -49,7 +57,10 @@ comment on role platformdb_monitor is
     'platformdb dashboard and /metrics: EXECUTE on the read-only monitoring_* functions only.';
 comment on role platformdb_operator is
     'platformdb dashboard redrive button: EXECUTE on monitoring_redrive_dead_letters only.';
-grant usage on schema public to platformdb_monitor, platformdb_operator;
+comment on role platformdb_flags_api is
+    'platformdb dashboard, Unleash client API at /api: EXECUTE on feature_flags_client_state'
+    ' and record_feature_flag_evaluations only.';
+grant usage on schema public to platformdb_monitor, platformdb_operator, platformdb_flags_api;
 
 do $grants$
 declare
@@ -67,6 +78,10 @@ begin
            'public.monitoring_redrive_dead_letters(text, text, integer, text)') is not null then
         grant execute on function public.monitoring_redrive_dead_letters(text, text, integer, text)
             to platformdb_operator;
+    end if;
+    if pg_catalog.to_regprocedure('public.feature_flags_client_state(text)') is not null then
+        grant execute on function public.feature_flags_client_state(text) to platformdb_flags_api;
+        grant execute on function public.record_feature_flag_evaluations(jsonb) to platformdb_flags_api;
     end if;
 end
 $grants$;
@@ -124,7 +139,7 @@ def setup_roles(conn: psycopg.Connection[Any]) -> list[str]:
     done: list[str] = []
     with conn.transaction():
         conn.execute(ROLES_SQL)
-        done.append(f"roles {MONITOR_ROLE} and {OPERATOR_ROLE} ready")
+        done.append(f"roles {MONITOR_ROLE}, {OPERATOR_ROLE} and {FLAGS_API_ROLE} ready")
     if row[1] and row[2]:
         try:
             with conn.transaction():
@@ -153,13 +168,28 @@ def missing_access(conn: psycopg.Connection[Any]) -> list[str]:
     return problems
 
 
+FLAGS_API_READY_SQL = """
+select pg_catalog.to_regprocedure('public.feature_flags_client_state(text)') is null
+       or (exists (select 1 from pg_catalog.pg_roles where rolname = 'platformdb_flags_api')
+           and pg_catalog.has_function_privilege(
+                   'platformdb_flags_api', 'public.feature_flags_client_state(text)', 'execute'))
+"""
+
+
+def flags_api_ready(conn: psycopg.Connection[Any]) -> bool:
+    """Whether platformdb_flags_api exists with its grants (not needed to start the dashboard:
+    without it /api answers 503)."""
+    row = conn.execute(FLAGS_API_READY_SQL).fetchone()
+    return bool(row and row[0])
+
+
 def ensure_access(url: str, setup: bool | None = None) -> list[str]:
     """Make sure the dashboard can read as platformdb_monitor; set the roles up when asked
     (setup=True), or when needed and possible (setup=None). Returns what was done."""
     with psycopg.connect(url, autocommit=True) as conn:
         done: list[str] = []
         problems = missing_access(conn)
-        if setup or (setup is None and problems):
+        if setup or (setup is None and (problems or not flags_api_ready(conn))):
             privileged = conn.execute(PRIVILEGED_SQL).fetchone()
             if setup or (privileged and privileged[0]):
                 done = setup_roles(conn)

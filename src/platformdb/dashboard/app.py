@@ -6,6 +6,12 @@ needs it (``Authorization: Bearer …``, or the cookie set by the login form); w
 the app only answers requests addressed to a loopback host name (no DNS rebinding).
 Nothing is fetched from outside: the CSS, the script and the icon are served from
 ``/static``, and the Content-Security-Policy allows nothing else.
+
+Unleash's client API is mounted at ``/api`` (``/api/client/features``, ``register``,
+``metrics``: Unleash's SDKs take ``http://host:8050/api`` as their URL). It runs as the role
+``platformdb_flags_api`` (EXECUTE on the two functions it needs, see access.py) on the
+primary, with its own tokens (client tokens per environment, an admin token), not the
+dashboard's; without them it answers loopback clients only. It takes no writes.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from starlette.templating import Jinja2Templates
 
 from platformdb.dashboard import access, charts, exporter, health
 from platformdb.dashboard import queries as q
+from platformdb.sdk import unleash_api
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "platformdb_dashboard"
@@ -75,6 +82,8 @@ class Settings:
     setup_roles: bool | None = None  # None: when needed and the user may
     pool_size: int = 4
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    flags_client_tokens: dict[str, str] = field(default_factory=dict)  # Unleash client API: token -> environment
+    flags_admin_tokens: tuple[str, ...] = ()
 
 
 @dataclass
@@ -129,7 +138,10 @@ def guard_middleware(settings: Settings) -> Middleware:
     async def dispatch(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         if settings.loopback_only and (request.url.hostname or "") not in LOOPBACK_HOSTS:
             return PlainTextResponse("unknown host", status_code=421)
-        if settings.token and request.url.path != "/login" and not request.url.path.startswith("/static/"):
+        path = request.url.path
+        # Unleash's client API checks its own tokens (its SDKs do not hold the dashboard's)
+        own_auth = path == "/login" or path.startswith(("/static/", "/api/client/"))
+        if settings.token and not own_auth:
             if not _authorized(request, settings.token):
                 return _unauthorized(request)
         response = await call_next(request)
@@ -475,12 +487,24 @@ def _hit_rate(cell: list[float] | None) -> float | None:
 def flags_page(request: Request) -> Response:
     with _conn(request) as conn:
         rows = q.flags(conn)
+        model = q.flag_model(conn)
+        segments = q.flag_segments(conn)
     chart = charts.hbars(
         [(f"{r['key']} ({r['environment']})", float(r["evaluations_24h"])) for r in rows if r["evaluations_24h"]][:25],
         label="evaluations in the last 24 hours",
         css="c2",
     )
-    return _render(request, "flags.html", "/flags", rows=rows, chart=chart)
+    segment_names = {s["id"]: s["name"] for s in segments}
+    return _render(
+        request,
+        "flags.html",
+        "/flags",
+        rows=rows,
+        chart=chart,
+        model=model,
+        segments=segments,
+        segment_names=segment_names,
+    )
 
 
 def partitions_page(request: Request) -> Response:
@@ -616,6 +640,16 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings) -> Starlette:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.globals["fmt"] = charts.fmt_number
+    flags_api = unleash_api.create_app(
+        unleash_api.ApiSettings(
+            settings.database_url,
+            settings.flags_client_tokens,
+            settings.flags_admin_tokens,
+            role=access.FLAGS_API_ROLE,
+            writes=False,
+        ),
+        prefix="",
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -632,6 +666,7 @@ def create_app(settings: Settings) -> Starlette:
             pool.close()
             if write_pool is not None:
                 write_pool.close()
+            flags_api.state.pool.close()
 
     routes = [
         Route("/", overview),
@@ -650,6 +685,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/login", login, methods=["GET", "POST"]),
         Route("/healthz", healthz),
         Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
+        Mount("/api", app=flags_api, name="unleash-client-api"),
     ]
     app = Starlette(
         routes=routes,

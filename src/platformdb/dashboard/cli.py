@@ -57,13 +57,30 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option(
                 "--setup-roles",
-                help="Create/refresh the roles platformdb_monitor and platformdb_operator and their grants"
+                help="Create/refresh the roles platformdb_monitor, platformdb_operator and platformdb_flags_api"
+                " and their grants"
                 " (needs the migration user), then exit.",
             ),
         ] = False,
         demo_traffic: Annotated[
             bool, typer.Option("--demo-traffic", help="Keep a trickle of demo activity going (make demo).")
         ] = False,
+        flags_client_token: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--flags-client-token",
+                help="Unleash client API at /api: ENVIRONMENT:TOKEN (repeatable);"
+                " env PLATFORMDB_UNLEASH_CLIENT_TOKENS. Without tokens it answers loopback clients only.",
+            ),
+        ] = None,
+        flags_admin_token: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--flags-admin-token",
+                envvar="PLATFORMDB_UNLEASH_ADMIN_TOKEN",
+                help="Unleash client API: admin token (any environment).",
+            ),
+        ] = None,
     ) -> None:
         """Serve the web dashboard and /metrics (Prometheus) from a read-only role."""
         import uvicorn
@@ -90,6 +107,13 @@ def register(app: typer.Typer) -> None:
         refusal = check_binding(host, token)
         if refusal:
             fail(refusal, code=2)
+        from platformdb.sdk.unleash_api import TokenError, tokens_from
+
+        try:
+            flag_tokens, flag_admins = tokens_from(flags_client_token, flags_admin_token)
+        except TokenError as exc:
+            fail(str(exc), code=2)
+            return
         try:
             notes = access.ensure_access(url)
         except access.AccessError as exc:
@@ -102,6 +126,8 @@ def register(app: typer.Typer) -> None:
             replica_url=db.replica_url(replica_url),
             token=token,
             loopback_only=is_loopback(host) and not token,
+            flags_client_tokens=flag_tokens,
+            flags_admin_tokens=flag_admins,
         )
         stop = threading.Event()
         if demo_traffic:
@@ -111,6 +137,7 @@ def register(app: typer.Typer) -> None:
         shown = f"[{host}]" if ":" in host else host
         console.print(f"platformdb dashboard: http://{shown}:{port}/", highlight=False)
         console.print(f"Prometheus metrics:   http://{shown}:{port}/metrics", highlight=False)
+        console.print(f"Unleash client API:   http://{shown}:{port}/api", highlight=False)
         try:
             uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
         finally:

@@ -58,6 +58,8 @@ CACHE = "select * from public.monitoring_cache()"
 ROUTE_CACHE = "select * from public.monitoring_route_cache()"
 CACHE_HIT_RATE = "select * from public.monitoring_cache_hit_rate(p_window => %(window)s)"
 FLAGS = "select * from public.monitoring_flags(p_limit => %(limit)s)"
+FLAG_MODEL = "select * from public.monitoring_flag_model(p_limit => %(limit)s)"
+FLAG_SEGMENTS = "select * from public.monitoring_flag_segments(p_limit => %(limit)s)"
 PARTITIONS = "select * from public.monitoring_partitions()"
 PARTITION_COVERAGE = "select * from public.monitoring_partition_coverage()"
 MAINTENANCE = "select * from public.monitoring_maintenance()"
@@ -89,6 +91,8 @@ SOURCES: dict[str, str] = {
     "route_cache": "route_cache_stats",
     "cache_hit_rate": "monitoring_cache_hit_rate",
     "flags": "feature_flag_overview",
+    "flag_model": "monitoring_flag_model",
+    "flag_segments": "monitoring_flag_segments",
     "partitions": "monitoring_partitions",
     "partition_coverage": "partition_coverage",
     "maintenance": "monitoring_maintenance",
@@ -184,6 +188,14 @@ def cache_hit_rate(conn: Conn, span: timedelta) -> list[dict[str, Any]]:
 
 def flags(conn: Conn, limit: int = 200) -> list[dict[str, Any]]:
     return rows(conn, FLAGS, {"limit": limit})
+
+
+def flag_model(conn: Conn, limit: int = 200) -> list[dict[str, Any]]:
+    return rows(conn, FLAG_MODEL, {"limit": limit})
+
+
+def flag_segments(conn: Conn, limit: int = 200) -> list[dict[str, Any]]:
+    return rows(conn, FLAG_SEGMENTS, {"limit": limit})
 
 
 def partitions(conn: Conn) -> list[dict[str, Any]]:

@@ -98,10 +98,13 @@ def scalar_text(value: Any) -> str | None:
     return s[1:] if d == 0 and s.startswith("-") else s
 
 
+_NO_PROPS: dict[str, str] = {}
+
+
 def make_context(context: Mapping[str, Any] | None, user: str | None, environment: str) -> Context:
     """`feature_flag_context`: the six fields and properties, all text; other top-level keys
     are properties (those in "properties" win); `user` (when given) is the userId; the
-    environment defaults to the one asked for."""
+    environment defaults to the one asked for. The context is only read, never kept."""
     ctx: Context = {}
     props: dict[str, str] = {}
     if context:
@@ -212,7 +215,19 @@ def semver_cmp(a: str | None, b: str | None) -> int | None:
     """`feature_flag_semver_cmp`: SemVer 2.0.0 precedence; None when either is invalid."""
     if a is None or b is None:
         return None
-    pa_, pb_ = _semver(a), _semver(b)
+    return _semver_cmp_parsed(_semver(a), _semver(b))
+
+
+def semver_cmp_to(a: str | None, pb_: tuple[int, int, int, tuple[str, ...] | None] | None) -> int | None:
+    """`semver_cmp(a, b)` with b already parsed (`_semver(b)`, a constraint's value)."""
+    if a is None or type(a) is not str:
+        return None
+    return _semver_cmp_parsed(_semver(a), pb_)
+
+
+def _semver_cmp_parsed(
+    pa_: tuple[int, int, int, tuple[str, ...] | None] | None, pb_: tuple[int, int, int, tuple[str, ...] | None] | None
+) -> int | None:
     if pa_ is None or pb_ is None:
         return None
     ca, cb = pa_[:3], pb_[:3]
@@ -529,6 +544,147 @@ def compile_strategy(flag_key: str, s: Mapping[str, Any], segments: Mapping[int,
     return strategy
 
 
+# ---- the whole strategy list as one generated function --------------------------------
+#
+# `compile_matcher` turns a flag's strategies into the source of one Python function,
+# `first_match(ctx, toggle, env) -> index of the first matching strategy | None`, with the common
+# operators and flexibleRollout written inline (no call per constraint) and everything else
+# calling the closures above. Only names of bound constants appear in the source: every
+# value (context field names, constraint values, groupIds) is a constant of the function's
+# namespace, never text of the source. The closures stay the reference: the generated
+# function must give their answer (tests/db/test_flag_model.py compares both).
+
+_INLINE_STR = {"STR_STARTS_WITH": "startswith", "STR_ENDS_WITH": "endswith"}
+_NUM_TEST = {"NUM_GT": ">", "NUM_GTE": ">=", "NUM_LT": "<", "NUM_LTE": "<="}
+_SEMVER_TEST = {"SEMVER_EQ": "== 0", "SEMVER_GT": "> 0", "SEMVER_GTE": ">= 0", "SEMVER_LT": "< 0", "SEMVER_LTE": "<= 0"}
+
+
+class _Source:
+    def __init__(self) -> None:
+        self.names: dict[str, Any] = {
+            "_MH": mmh3.hash,
+            "_RND": random.randint,
+            "_SEMC": semver_cmp_to,
+            "_PF": parse_float,
+            "_EPS": EPSILON,
+            "_T": scalar_text,
+            "_NOP": _NO_PROPS,
+        }
+        self.closures = 0  # closures called: they need the whole context (make_context's)
+
+    def const(self, value: Any) -> str:
+        name = f"_k{len(self.names)}"
+        self.names[name] = value
+        return name
+
+    def closure(self, fn: Any) -> str:
+        self.closures += 1
+        return f"{self.const(fn)}(ctx)"
+
+
+# A value of the context as text: the fast branch is a str (always, after make_context);
+# a number or boolean of a caller's context is made text as make_context would.
+def _value_source(src: _Source, name: str) -> str | None:
+    if name == "environment":
+        return (
+            "(_v if type(_v := ctx.get('environment')) is str else (env if _v is None or _T(_v) is None else _T(_v)))"
+        )
+    if name in _FIELDS and name != "currentTime":
+        return f"(_v if type(_v := ctx.get({src.const(name)})) is str or _v is None else _T(_v))"
+    if name not in _FIELDS and name != "properties":
+        return f"(_v if type(_v := _p.get({src.const(name)})) is str or _v is None else _T(_v))"
+    return None  # currentTime (defaults to now), "properties": the closure
+
+
+def _constraint_source(src: _Source, c: Mapping[str, Any]) -> str:
+    op = c["operator"]
+    ci = bool(c.get("caseInsensitive"))
+    values: list[str] = list(c.get("values") or [])
+    get = _value_source(src, c["contextName"])
+    if get is None:
+        return src.closure(compile_constraint(c))
+    if op in ("IN", "NOT_IN"):
+        if not values:
+            expr = "True" if op == "NOT_IN" else "False"
+        elif op == "IN":
+            expr = f"((_s := {get}) is not None and _s in {src.const(frozenset(values))})"
+        else:
+            expr = f"((_s := {get}) is None or _s not in {src.const(frozenset(values))})"
+    elif op in _INLINE_STR:
+        items = tuple(v.lower() for v in values) if ci else tuple(values)
+        lower = ".lower()" if ci else ""
+        expr = f"((_s := {get}) is not None and _s{lower}.{_INLINE_STR[op]}({src.const(items)}))"
+    elif op in _NUM_TEST or op == "NUM_EQ":
+        b = src.const(float(c["value"]))
+        test = f"abs(_f - {b}) < _EPS" if op == "NUM_EQ" else f"_f {_NUM_TEST[op]} {b}"
+        expr = f"((_f := _PF({get})) is not None and _f == _f and {test})"
+    elif op in _SEMVER_TEST:
+        value = c.get("value")
+        parsed = _semver(value) if isinstance(value, str) else None
+        expr = f"((_r := _SEMC({get}, {src.const(parsed)})) is not None and _r {_SEMVER_TEST[op]})"
+    else:  # STR_CONTAINS, DATE_*, REGEX, IN_CIDR: the closure (it applies `inverted` itself)
+        return src.closure(compile_constraint(c))
+    return f"(not {expr})" if c.get("inverted") else expr
+
+
+def _rule_source(src: _Source, flag_key: str, s: Mapping[str, Any]) -> str:
+    name = s["name"]
+    params: Mapping[str, str] = s.get("parameters") or {}
+    if name == "default":
+        return "True"
+    if name == "flexibleRollout" and params.get("rollout") is not None:
+        stickiness = params.get("stickiness") or "default"
+        uid = _value_source(src, "userId")
+        sid = _value_source(src, "sessionId")
+        if stickiness == "default":
+            subject = (
+                f"(_u if (_u := {uid}) is not None else (_u if (_u := {sid}) is not None else str(_RND(1, 9999))))"
+            )
+        elif stickiness == "random":
+            subject = "str(_RND(1, 9999))"
+        else:
+            return src.closure(compile_strategy(flag_key, {"name": name, "parameters": params}, {}))
+        group = params.get("groupId")
+        prefix = src.const(group + ":") if group is not None else "(toggle + ':')"
+        return f"_MH({prefix} + {subject}, 0, False) % 100 + 1 <= {src.const(int(params['rollout']))}"
+    return src.closure(compile_strategy(flag_key, {"name": name, "parameters": params}, {}))
+
+
+class Matcher:
+    """`first_match(ctx, toggle, env)`: the index of the first matching strategy, or None.
+    `raw`: it reads the caller's context as given (fields and a "properties" dict, values as
+    text or scalars), without make_context; else it needs make_context's (closures)."""
+
+    __slots__ = ("first_match", "raw", "source")
+
+    def __init__(self, first_match: Callable[[Context, str, str], int | None], raw: bool, source: str):
+        self.first_match = first_match
+        self.raw = raw
+        self.source = source
+
+
+def compile_matcher(
+    flag_key: str, strategies: Sequence[Mapping[str, Any]], segments: Mapping[int, list[Any]]
+) -> Matcher:
+    src = _Source()
+    lines = ["def first_match(ctx, toggle, env):", "    _p = ctx.get('properties') or _NOP"]
+    for i, s in enumerate(strategies):
+        checks: list[str] = [_constraint_source(src, c) for c in s.get("constraints") or []]
+        for sid in s.get("segments") or []:
+            if int(sid) not in segments:
+                checks = ["False"]  # a segment this copy does not have: never matches
+                break
+            checks.extend(_constraint_source(src, c) for c in segments[int(sid)])
+        checks.append(_rule_source(src, flag_key, s))
+        lines.append(f"    if {' and '.join(checks)}:")
+        lines.append(f"        return {i}")
+    lines.append("    return None")
+    source = "\n".join(lines)
+    namespace = dict(src.names)
+    exec(compile(source, f"<flag {flag_key!r}>", "exec"), namespace)  # noqa: S102 - constants only, see above
+    return Matcher(namespace["first_match"], src.closures == 0, source)
+
+
 # ---- variants -------------------------------------------------------------------------
 
 
@@ -589,7 +745,7 @@ class Outcome:
 class CompiledFlag:
     """A flag's strategies, variants and parents, ready to evaluate (`feature_flag_outcome`)."""
 
-    __slots__ = ("key", "enabled", "strategies", "rules", "variants", "dependencies", "no_variants")
+    __slots__ = ("key", "enabled", "strategies", "rules", "variants", "dependencies", "no_variants", "matcher")
 
     def __init__(
         self,
@@ -607,13 +763,16 @@ class CompiledFlag:
         self.dependencies = list(dependencies)
         try:
             self.rules = [compile_strategy(key, s, segments) for s in self.strategies]
-        except (KeyError, ValueError, TypeError, AssertionError):
+            self.matcher = compile_matcher(key, self.strategies, segments)
+        except (KeyError, ValueError, TypeError, AssertionError, SyntaxError):
             log.warning("flag %r: a strategy cannot be evaluated here; the flag is off", key, exc_info=True)
             self.rules = [lambda ctx: False]
             self.strategies = [{"name": "default"}]
+            self.matcher = Matcher(_never, True, "")
         self.no_variants = not self.variants and not any(s.get("variants") for s in self.strategies)
 
     def matches(self, ctx: Context) -> int | None:
+        """The first matching strategy through the closures (the reference of `first_match`)."""
         for i, rule in enumerate(self.rules):
             if rule(ctx):
                 return i
@@ -646,11 +805,7 @@ class CompiledFlag:
                     if po.enabled != d.get("enabled", True):
                         deps_ok = False
                         break
-        match = None
-        for i, rule in enumerate(self.rules):
-            if rule(ctx):
-                match = i
-                break
+        match = self.matcher.first_match(ctx, ctx[TOGGLE], ctx["environment"])
         enabled = self.enabled and deps_ok and (not self.rules or match is not None)
         variant = None
         if (enabled or depth > 0) and want_variant and not self.no_variants:
@@ -663,6 +818,10 @@ class CompiledFlag:
             else:
                 variant = pick_variant(self.variants, self.key, None, ctx)
         return Outcome(enabled, match, variant, deps_ok)
+
+
+def _never(ctx: Context, toggle: str, env: str) -> int | None:
+    return None
 
 
 def load_json(text: str | None) -> Any:

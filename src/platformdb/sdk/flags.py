@@ -544,11 +544,28 @@ def overview(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
 class _Entry:
     """A flag as one environment sees it, with the counters of its outcomes there."""
 
-    __slots__ = ("flag", "compiled", "c_match", "c_no_match", "c_disabled")
+    __slots__ = (
+        "flag",
+        "compiled",
+        "enabled",
+        "plain",
+        "always",
+        "raw",
+        "first_match",
+        "c_match",
+        "c_no_match",
+        "c_disabled",
+    )
 
     def __init__(self, flag: Flag, environment: str, counters: _Counters, segments: Mapping[int, list[Any]]):
         self.flag = flag
         self.compiled = flag.compile(segments)
+        self.enabled = flag.enabled
+        # no parents: is_enabled is the generated matcher alone; no strategy: always on
+        self.plain = not self.compiled.dependencies
+        self.always = not self.compiled.rules
+        self.raw = self.compiled.matcher.raw  # reads a caller's plain context as given
+        self.first_match = self.compiled.matcher.first_match
         self.c_match = counters.get((flag.key, environment, "match"))
         self.c_no_match = counters.get((flag.key, environment, "no_match"))
         self.c_disabled = counters.get((flag.key, environment, "disabled"))
@@ -599,6 +616,7 @@ class _Counters:
 
 
 _NO_PROPERTIES: dict[str, str] = {}
+_PLAIN_KEYS = frozenset((*flag_model.FIELDS, "properties"))
 
 
 def _tables(
@@ -951,8 +969,41 @@ class FlagClient:
         context: Mapping[str, Any] | None = None,
     ) -> bool:
         """The answer `is_feature_enabled` would give, from memory. Unknown flag -> False."""
-        _, _, out = self._outcome(key, user_id, environment, context, False)
-        return out is not None and out.enabled
+        env = environment or self.environment
+        table = self._tables.get(env)
+        entry = table.get(key) if table is not None else None
+        if entry is None or not entry.plain or (user_id is not None and type(user_id) is not str):
+            _, _, out = self._outcome(key, user_id, environment, context, False)
+            return out is not None and out.enabled
+        # the hot path: a flag without parents, evaluated by its generated matcher
+        if not entry.enabled:
+            if self.record:
+                next(entry.c_disabled)
+            return False
+        if entry.always:
+            on = True
+        elif (
+            entry.raw
+            and user_id is None
+            and type(context) is dict
+            and context.keys() <= _PLAIN_KEYS
+            and type(context.get("properties", _NO_PROPERTIES)) is dict
+        ):
+            on = entry.first_match(context, key, env) is not None  # the caller's context, only read
+        else:
+            if context:
+                if user_id is not None and isinstance(context.get("userId"), str) and context["userId"] != user_id:
+                    raise InvalidInput("user_id and context userId differ", sqlstate="22023")
+                ctx = flag_model.make_context(context, user_id, env)
+            else:
+                ctx = {"environment": env, "properties": _NO_PROPERTIES}
+                if user_id is not None:
+                    ctx["userId"] = user_id
+            ctx[flag_model.TOGGLE] = key
+            on = entry.first_match(ctx, key, env) is not None
+        if self.record:
+            next(entry.c_match if on else entry.c_no_match)
+        return on
 
     def get_variant(
         self,

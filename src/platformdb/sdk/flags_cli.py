@@ -1,5 +1,5 @@
-"""`platformdb flags serve | import | export`: Unleash's client API and Unleash's client-API
-state format for platformdb's flags."""
+"""`platformdb flags serve | import | export`: Unleash's client API, and platformdb's flags in
+and out in Unleash's client-API shape or its admin export format."""
 
 from __future__ import annotations
 
@@ -35,26 +35,20 @@ def serve_cmd(
     role: Annotated[str | None, typer.Option("--role", help="read and write as this role, e.g. service_role")] = None,
 ) -> None:
     """Serve Unleash's client API (GET /api/client/features, POST register and metrics)."""
-    import os
-
     import uvicorn
 
     from platformdb.cli import fail, url_of
-    from platformdb.sdk.unleash_api import ApiSettings, create_app
+    from platformdb.sdk.unleash_api import ApiSettings, TokenError, create_app, tokens_from
 
-    raw = list(client_token or [])
-    raw += [t for t in os.environ.get("PLATFORMDB_UNLEASH_CLIENT_TOKENS", "").split(",") if t.strip()]
-    tokens = {}
-    for item in raw:
-        env, sep, token = item.strip().partition(":")
-        if not sep or not token or env not in ("development", "staging", "production"):
-            fail(f"--client-token must be ENVIRONMENT:TOKEN (development, staging, production), got {item!r}")
-            return
-        tokens[token] = env
-    if not tokens and not admin_token and host not in ("127.0.0.1", "::1", "localhost"):
+    try:
+        tokens, admins = tokens_from(client_token, admin_token)
+    except TokenError as exc:
+        fail(str(exc))
+        return
+    if not tokens and not admins and host not in ("127.0.0.1", "::1", "localhost"):
         fail("without --client-token/--admin-token the server answers loopback clients only: bind to 127.0.0.1")
         return
-    settings = ApiSettings(url_of(database_url), tokens, tuple(admin_token or ()), role)
+    settings = ApiSettings(url_of(database_url), tokens, admins, role)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
@@ -63,14 +57,22 @@ def export_cmd(
     database_url: Annotated[str | None, typer.Option("--database-url", envvar="DATABASE_URL")] = None,
     environment: Annotated[str, typer.Option("--environment")] = "production",
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help="client (Unleash's client API v2) or admin (Unleash's admin export format)"),
+    ] = "client",
 ) -> None:
-    """Write the flags of an environment in Unleash's client-API format."""
+    """Write the flags of an environment in Unleash's client-API shape or its admin export format."""
     from platformdb.cli import fail, url_of
     from platformdb.sdk import flag_io
 
+    if fmt not in ("client", "admin"):
+        fail(f"--format must be client or admin, got {fmt!r}")
+        return
     try:
         with psycopg.connect(url_of(database_url), autocommit=True) as conn:
-            state = flag_io.export_state(conn, environment)
+            export = flag_io.export_admin if fmt == "admin" else flag_io.export_state
+            state = export(conn, environment)
     except (psycopg.Error, PlatformDBError) as exc:
         fail(str(exc))
         return
@@ -83,22 +85,30 @@ def export_cmd(
 
 @flags_app.command("import")
 def import_cmd(
-    file: Annotated[Path, typer.Argument(help="a client-API state: {features, segments}")],
+    file: Annotated[
+        Path,
+        typer.Argument(help="a client-API state {features, segments}, or Unleash's admin export (or import request)"),
+    ],
     database_url: Annotated[str | None, typer.Option("--database-url", envvar="DATABASE_URL")] = None,
     environment: Annotated[str, typer.Option("--environment")] = "all",
 ) -> None:
-    """Write the features and segments of a file (every one validated; refusals reported)."""
+    """Write the features and segments of a file, either shape (told apart by its fields;
+    every feature validated; refusals reported)."""
     from platformdb.cli import console, fail, url_of
     from platformdb.sdk import flag_io
 
     try:
         state = json.loads(file.read_text(encoding="utf-8"))
         with psycopg.connect(url_of(database_url), autocommit=True) as conn:
-            result = flag_io.import_state(conn, state, environment=environment)
+            if not isinstance(state, dict):
+                raise ValueError("the file must hold a JSON object")
+            kind = flag_io.kind_of(state)
+            result = flag_io.import_any(conn, state, environment=environment)
     except (ValueError, OSError, psycopg.Error, PlatformDBError) as exc:
         fail(str(exc))
         return
-    console.print(f"{len(result.features)} features, {len(result.segments)} segments imported")
+    shape = "Unleash admin export" if kind != "client" else "client-API state"
+    console.print(f"{shape}: {len(result.features)} features, {len(result.segments)} segments imported")
     for name, why in result.refused.items():
         console.print(f"refused {name}: {why}")
     if result.refused:
