@@ -1,0 +1,133 @@
+-- platformdb 20260401240000 down: the exact reverse of queue_throughput.
+-- Restores the body of append_event as 20260401190000 gave it and the default fill factor of
+-- message_queue.
+BEGIN;
+
+alter table public.message_queue reset (fillfactor);
+
+-- Append: the body 20260401190000 gave it.
+create or replace function public.append_event(
+    p_aggregate_id text,
+    p_aggregate_type text,
+    p_event_type text,
+    p_payload jsonb,
+    p_correlation_id text default null,
+    p_metadata jsonb default '{}',
+    p_expected_version integer default null,
+    p_event_id uuid default null,
+    p_causation_id text default null,
+    p_user_id uuid default null
+)
+returns uuid
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    v_id uuid;
+    v_head integer;
+    v_type text;
+    v_agg text;
+    v_xact text;
+begin
+    -- the checks of event_store_check_event, inlined
+    if p_aggregate_type is null or p_aggregate_type = '' then
+        raise exception 'p_aggregate_type must not be empty' using errcode = '22004';
+    end if;
+    if char_length(p_aggregate_type) > 100 then
+        raise exception 'p_aggregate_type must be at most 100 characters' using errcode = '22023';
+    end if;
+    if p_aggregate_id is null or p_aggregate_id = '' then
+        raise exception 'p_aggregate_id must not be empty' using errcode = '22004';
+    end if;
+    if char_length(p_aggregate_id) > 200 then
+        raise exception 'p_aggregate_id must be at most 200 characters' using errcode = '22023';
+    end if;
+    if p_event_type is null or p_event_type = '' then
+        raise exception 'p_event_type must not be empty' using errcode = '22004';
+    end if;
+    if char_length(p_event_type) > 200 then
+        raise exception 'p_event_type must be at most 200 characters' using errcode = '22023';
+    end if;
+    if p_payload is null then
+        raise exception 'p_payload must not be null' using errcode = '22004';
+    end if;
+    if jsonb_typeof(p_payload) <> 'object' then
+        raise exception 'p_payload must be a JSON object, got %', jsonb_typeof(p_payload)
+            using errcode = '22023';
+    end if;
+    if pg_column_size(p_payload) > 1048576 then
+        raise exception 'p_payload is too large: % bytes (at most 1048576)', pg_column_size(p_payload)
+            using errcode = '22023';
+    end if;
+    if p_metadata is not null and (jsonb_typeof(p_metadata) <> 'object'
+                                   or pg_column_size(p_metadata) > 65536) then
+        raise exception 'p_metadata must be a JSON object of at most 65536 bytes'
+            using errcode = '22023';
+    end if;
+    if p_expected_version is not null and p_expected_version < 0 then
+        raise exception 'p_expected_version must be >= 0 (0: the stream must not exist yet), got %',
+            p_expected_version using errcode = '22003';
+    end if;
+    if p_event_id is not null then
+        -- idempotent append: the same event id twice is one event (serialised per id)
+        perform pg_catalog.pg_advisory_xact_lock(1885601793, pg_catalog.hashtext(p_event_id::text));
+        select e.aggregate_type, e.aggregate_id into v_type, v_agg
+          from public.event_store e where e.id = p_event_id limit 1;
+        if found then
+            if v_type = p_aggregate_type and v_agg = p_aggregate_id then
+                return p_event_id;
+            end if;
+            raise exception 'p_event_id % was already appended to another stream (%/%)',
+                p_event_id, v_type, v_agg
+                using errcode = 'PD001', hint = 'event ids are global: use a new id';
+        end if;
+    end if;
+    -- event_store_bump_version, inlined: the stream head moves under its row lock (held to
+    -- commit, so appends to one stream are serialised) and the expected version is checked
+    -- (an existing stream: a plain UPDATE, which writes no separate row-lock record)
+    update public.event_streams s set version = s.version + 1, updated_at = now()
+     where s.aggregate_type = p_aggregate_type and s.aggregate_id = p_aggregate_id
+    returning s.version into v_head;
+    if not found then
+        insert into public.event_streams as s (aggregate_type, aggregate_id, version)
+        values (p_aggregate_type, p_aggregate_id, 1)
+        on conflict (aggregate_type, aggregate_id)
+        do update set version = s.version + 1, updated_at = now()
+        returning s.version into v_head;
+    end if;
+    if p_expected_version is not null and v_head - 1 <> p_expected_version then
+        raise exception 'wrong expected version for stream %/%: expected %, actual %',
+            p_aggregate_type, p_aggregate_id, p_expected_version, v_head - 1
+            using errcode = 'PD003',
+                  hint = 'the stream moved since it was read: read it again and retry';
+    end if;
+    -- event_store_lock_writer, inlined: register this transaction as an in-flight writer
+    -- (once per transaction) before it takes a global position
+    v_xact := pg_catalog.pg_current_xact_id()::text;
+    if coalesce(pg_catalog.current_setting('platformdb.event_writer', true), '') <> v_xact then
+        perform pg_catalog.pg_advisory_xact_lock_shared((x'7064'::bigint << 48) | coalesce(
+            pg_catalog.pg_sequence_last_value('public.event_store_global_position_seq'::pg_catalog.regclass), 0));
+        perform pg_catalog.set_config('platformdb.event_writer', v_xact, true);
+    end if;
+    insert into public.event_store
+        (id, global_position, aggregate_type, aggregate_id, event_type, event_version, payload,
+         metadata, correlation_id, causation_id, user_id)
+    values (coalesce(p_event_id, gen_random_uuid()),
+            nextval('public.event_store_global_position_seq'::regclass),
+            p_aggregate_type, p_aggregate_id, p_event_type, v_head, p_payload,
+            coalesce(p_metadata, '{}'), p_correlation_id, p_causation_id, p_user_id)
+    returning id into v_id;
+    return v_id;
+end
+$$;
+
+revoke all on function public.append_event(text, text, text, jsonb, text, jsonb, integer, uuid, text, uuid)
+    from public, anon, authenticated, service_role;
+grant execute on function public.append_event(text, text, text, jsonb, text, jsonb, integer, uuid, text, uuid)
+    to service_role;
+
+comment on function public.append_event(text, text, text, jsonb, text, jsonb, integer, uuid, text, uuid) is
+    'Appends one event to the stream (p_aggregate_type, p_aggregate_id) and returns its id. p_expected_version: the version the stream must be at (0 = new stream), else PD003 "wrong expected version" with expected and actual and nothing written. p_event_id makes the append idempotent. Service only.';
+
+COMMIT;
