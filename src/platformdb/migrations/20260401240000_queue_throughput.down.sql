@@ -1,9 +1,7 @@
 -- platformdb 20260401240000 down: the exact reverse of queue_throughput.
 -- Restores the bodies of enqueue_message, claim_messages and append_event as 20260401190000
--- gave them and the default fill factor of message_queue.
+-- gave them.
 BEGIN;
-
-alter table public.message_queue reset (fillfactor);
 
 -- Enqueue: the body 20260401190000 gave it.
 create or replace function public.enqueue_message(

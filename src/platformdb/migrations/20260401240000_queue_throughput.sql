@@ -1,11 +1,5 @@
 -- platformdb 20260401240000: queue throughput and a Citus-safe append
--- - message_queue keeps 40% of each page free (fillfactor 60). A message is written three
---   times (enqueue, claim, ack); with full pages the claim's and the ack's new row versions
---   went to another page, so each update logged the whole new row and touched two heap
---   pages. With room on the page the new version stays beside the old one: PostgreSQL then
---   logs only the changed middle of the row, one page is dirtied, and page pruning reclaims
---   the dead versions in place (docs/benchmarks.md, "Claim + ack: where the WAL goes").
---   Existing pages keep their fill until rewritten; new rows follow the setting.
+-- Same signatures, same guarantees, less work per call (docs/benchmarks.md, bench/peers.py):
 -- - enqueue_message without an idempotency key inserts with a plain INSERT: ON CONFLICT ran
 --   the speculative-insertion protocol against the key index on every call although a row
 --   without a key can never conflict (about 40% of the call's CPU with commits not waiting,
@@ -15,18 +9,13 @@
 -- - append_event takes the time once into a variable (v_now) instead of calling now() in
 --   the DO UPDATE SET of a new stream's head (Citus refuses a STABLE call there; the same
 --   pattern as event_store_bump_version in 20260401230000). Same checks, errors and result.
--- No new name, grant or policy; the down file restores the previous bodies and fill factor.
+-- No table, index, grant or policy changes; the down file restores the previous bodies.
 BEGIN;
 
 -- ---------------------------------------------------------------------------------------
 -- guard: this file creates no new name (it replaces the bodies of existing functions)
 -- ---------------------------------------------------------------------------------------
 select public.platformdb_assert_names_free(array[]::text[]);
-
--- ---------------------------------------------------------------------------------------
--- storage: room on each queue page for the claim's and the ack's row versions
--- ---------------------------------------------------------------------------------------
-alter table public.message_queue set (fillfactor = 60);
 
 -- ---------------------------------------------------------------------------------------
 -- functions
