@@ -19,7 +19,8 @@ What each figure is: jobs/s from just before the first add until the last job is
   minimum 0.5 s; fed by `insert`; complete = state completed. Exactly once: the counters.
 
 Each system has its own database in one cluster (fsync on, as bench/peers.py). The order of
-the systems rotates every round. Node.js and npm must be on PATH: the bench installs the
+the systems rotates every round. Every run starts from its system's table emptied of the
+previous run's rows and vacuumed. Node.js and npm must be on PATH: the bench installs the
 pinned versions with npm into BENCH_NODE_CACHE (outside the repository; default
 ~/.cache/platformdb-bench-node) and says clearly that it skipped them when Node.js is missing.
 
@@ -150,6 +151,7 @@ def graphile_run(url: str, workers: int, local_queue: int) -> tuple[float, int]:
     pending = "select count(*) from graphile_worker._private_jobs"
     with psycopg.connect(url, autocommit=True) as c:
         c.execute("delete from graphile_worker._private_jobs")
+        c.execute("vacuum analyze graphile_worker._private_jobs")
     env = {"BENCH_URL": url, "BENCH_CONCURRENCY": "4", "BENCH_LOCAL_QUEUE": str(local_queue)}
     procs = [_node("graphile_worker.mjs", env, f"bench-node-graphile-{workers}-{i}.log") for i in range(workers)]
     try:
@@ -168,6 +170,7 @@ def pg_boss_run(url: str, workers: int) -> tuple[float, int]:
     done = "select count(*) from pgboss.job where name = 'bench' and state = 'completed'"
     with psycopg.connect(url, autocommit=True) as c:
         c.execute("delete from pgboss.job where name = 'bench'")
+        c.execute("vacuum analyze pgboss.job")
     env = {"BENCH_URL": url, "BENCH_CONCURRENCY": "4", "BENCH_BATCH_SIZE": "100"}
     procs = [_node("pg_boss_worker.mjs", env, f"bench-node-pgboss-{workers}-{i}.log") for i in range(workers)]
     try:
@@ -199,6 +202,7 @@ def ours_run(url: str, workers: int, durable: bool = True) -> tuple[float, int]:
 
     queue_bench.MESSAGES = JOBS
     queue_bench.ACK_MODE = [] if durable else ["--async-acks"]
+    queue_bench.VACUUM_BEFORE_RUN = True
     with psycopg.connect(url, autocommit=True) as c:
         c.execute("create extension if not exists pg_stat_statements")
         c.execute("select pg_stat_statements_reset()")
