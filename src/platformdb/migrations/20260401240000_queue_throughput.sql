@@ -2,7 +2,7 @@
 -- Same signatures, same guarantees, less work per call (docs/benchmarks.md, bench/peers.py):
 -- - enqueue_message without an idempotency key inserts with a plain INSERT: ON CONFLICT ran
 --   the speculative-insertion protocol against the key index on every call although a row
---   without a key can never conflict (about 40% of the call's CPU with commits not waiting,
+--   without a key can never conflict (about a third of the call's time with commits not waiting,
 --   and a confirm record more in the WAL). With a key, unchanged.
 -- - claim_messages updates the rows it locked by their row address (ctid) instead of looking
 --   each up again through the primary key.
