@@ -7,6 +7,8 @@ What each figure is: jobs/s from just before the first add until the last job is
 20,000 no-op jobs added in batches of 1,000 by one producer while the workers run.
 - ours: `platformdb worker` processes (concurrency 4, claims of 100), fed by
   `enqueue_messages` (bench/queue_bench.py's platformdb run); complete = state completed.
+  Twice per round: with durable acks (the default) and with `--async-acks`; the figures
+  name the mode (`platformdb` is durable, `platformdb_async_acks` the other).
   Exactly once: every row completed at its first attempt.
 - graphile-worker (`BENCH_GRAPHILE_VERSION`): `run()` processes of concurrency 4 with its
   documented batching (`localQueue.size` 100, `completeJobBatchDelay` 0), fed by
@@ -17,7 +19,8 @@ What each figure is: jobs/s from just before the first add until the last job is
   minimum 0.5 s; fed by `insert`; complete = state completed. Exactly once: the counters.
 
 Each system has its own database in one cluster (fsync on, as bench/peers.py). The order of
-the systems rotates every round. Node.js and npm must be on PATH: the bench installs the
+the systems rotates every round. Every run starts from its system's table emptied of the
+previous run's rows and vacuumed. Node.js and npm must be on PATH: the bench installs the
 pinned versions with npm into BENCH_NODE_CACHE (outside the repository; default
 ~/.cache/platformdb-bench-node) and says clearly that it skipped them when Node.js is missing.
 
@@ -148,6 +151,7 @@ def graphile_run(url: str, workers: int, local_queue: int) -> tuple[float, int]:
     pending = "select count(*) from graphile_worker._private_jobs"
     with psycopg.connect(url, autocommit=True) as c:
         c.execute("delete from graphile_worker._private_jobs")
+        c.execute("vacuum analyze graphile_worker._private_jobs")
     env = {"BENCH_URL": url, "BENCH_CONCURRENCY": "4", "BENCH_LOCAL_QUEUE": str(local_queue)}
     procs = [_node("graphile_worker.mjs", env, f"bench-node-graphile-{workers}-{i}.log") for i in range(workers)]
     try:
@@ -166,6 +170,7 @@ def pg_boss_run(url: str, workers: int) -> tuple[float, int]:
     done = "select count(*) from pgboss.job where name = 'bench' and state = 'completed'"
     with psycopg.connect(url, autocommit=True) as c:
         c.execute("delete from pgboss.job where name = 'bench'")
+        c.execute("vacuum analyze pgboss.job")
     env = {"BENCH_URL": url, "BENCH_CONCURRENCY": "4", "BENCH_BATCH_SIZE": "100"}
     procs = [_node("pg_boss_worker.mjs", env, f"bench-node-pgboss-{workers}-{i}.log") for i in range(workers)]
     try:
@@ -183,11 +188,21 @@ def pg_boss_run(url: str, workers: int) -> tuple[float, int]:
 PROFILES: dict[int, list[dict[str, Any]]] = {}
 
 
-def ours_run(url: str, workers: int) -> tuple[float, int]:
+# ours runs twice per round: with the durable default (each ack-and-claim commit waits for
+# the WAL flush) and with `--async-acks`; every figure says which
+ACK_MODES = {
+    "platformdb": "durable acks (the default: each ack-and-claim commit waits for the WAL flush)",
+    "platformdb_async_acks": "--async-acks (ack-and-claim commits do not wait for the WAL flush)",
+}
+
+
+def ours_run(url: str, workers: int, durable: bool = True) -> tuple[float, int]:
     os.environ["BENCH_MESSAGES"] = str(JOBS)
     import queue_bench
 
     queue_bench.MESSAGES = JOBS
+    queue_bench.ACK_MODE = [] if durable else ["--async-acks"]
+    queue_bench.VACUUM_BEFORE_RUN = True
     with psycopg.connect(url, autocommit=True) as c:
         c.execute("create extension if not exists pg_stat_statements")
         c.execute("select pg_stat_statements_reset()")
@@ -202,6 +217,7 @@ def ours_run(url: str, workers: int) -> tuple[float, int]:
         ).fetchall()
     PROFILES.setdefault(workers, []).append(
         {
+            "ack_mode": "durable" if durable else "async",
             "statements": [
                 {
                     "query": q[:160],
@@ -228,6 +244,7 @@ def main() -> None:
         "batch": BATCH,
         "fsync": "on",
         "migrated_to": MIGRATE_TO or "all",
+        "ack_modes": ACK_MODES,
     }
     why = node_ready()
     if why:
@@ -275,7 +292,8 @@ def node_version() -> str:
 
 def rounds_of(urls: dict[str, str]) -> dict[str, Any]:
     systems = {
-        "platformdb": lambda w: ours_run(urls["bench"], w),
+        "platformdb": lambda w: ours_run(urls["bench"], w, durable=True),
+        "platformdb_async_acks": lambda w: ours_run(urls["bench"], w, durable=False),
         "graphile_batched": lambda w: graphile_run(urls["graphile_bench"], w, 100),
         "pg_boss": lambda w: pg_boss_run(urls["pgboss_bench"], w),
     }
@@ -304,23 +322,33 @@ def rounds_of(urls: dict[str, str]) -> dict[str, Any]:
         },
     }
     ratios: dict[str, Any] = {}
-    for peer in names[1:]:
+    for ours_name, suffix in (("platformdb", ""), ("platformdb_async_acks", "_async_acks")):
+        for peer in [n for n in names if n not in ACK_MODES]:
+            for w in (1, 4):
+                rs = [round(o / t, 2) for o, t in zip(rates[ours_name][w], rates[peer][w], strict=True)]
+                ratios[f"vs_{peer}_{w}w{suffix}"] = {
+                    "per_round": rs,
+                    "min": min(rs),
+                    "median": round(statistics.median(rs), 2),
+                }
+                print(
+                    f"ours ({'durable' if not suffix else 'async'} acks) / {peer} at {w} worker(s):"
+                    f" {', '.join(f'{r:.2f}x' for r in rs)}",
+                    flush=True,
+                )
         for w in (1, 4):
-            rs = [round(o / t, 2) for o, t in zip(rates["platformdb"][w], rates[peer][w], strict=True)]
-            ratios[f"vs_{peer}_{w}w"] = {"per_round": rs, "min": min(rs), "median": round(statistics.median(rs), 2)}
-            print(f"ours / {peer} at {w} worker(s): {', '.join(f'{r:.2f}x' for r in rs)}", flush=True)
-    for w in (1, 4):
-        ours = rates["platformdb"][w]
-        out[f"platformdb_spread_{w}w"] = {"min": min(ours), "max": max(ours)}
+            ours = rates[ours_name][w]
+            out[f"{ours_name}_spread_{w}w"] = {"min": min(ours), "max": max(ours)}
     out["ratios"] = ratios
-    out["platformdb_worker_statements"] = {f"{w}w": PROFILES.get(w, [])[-1:] for w in (1, 4)}
+    out["platformdb_worker_statements"] = {f"{w}w": PROFILES.get(w, [])[-2:] for w in (1, 4)}
     for w in (1, 4):
-        for st in PROFILES.get(w, [{}])[-1].get("statements", []):
-            print(
-                f"ours {w}w: {st['per_1000_messages']:7.1f} calls per 1,000 messages,"
-                f" {st['mean_ms']:.3f} ms, {st['rows_per_call']} rows per call: {st['query'][:90]}",
-                flush=True,
-            )
+        for prof in PROFILES.get(w, [])[-2:]:
+            for st in prof.get("statements", []):
+                print(
+                    f"ours {w}w ({prof['ack_mode']} acks): {st['per_1000_messages']:7.1f} calls per 1,000"
+                    f" messages, {st['mean_ms']:.3f} ms, {st['rows_per_call']} rows per call: {st['query'][:90]}",
+                    flush=True,
+                )
     out["exactly_once_violations"] = not_once
     if not_once:
         print("NOT EXACTLY ONCE: " + "; ".join(not_once), flush=True)

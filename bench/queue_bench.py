@@ -80,6 +80,9 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 # the end-to-end figures are taken with the acks' commit not waiting for the WAL flush
 # (`--async-acks`); BENCH_SYNC_ACKS=1 measures the durable default instead
 ACK_MODE = [] if os.environ.get("BENCH_SYNC_ACKS") == "1" else ["--async-acks"]
+# bench/node_peers.py starts every system from a vacuumed table (the rows of the previous
+# run deleted and their space reclaimed), ours included
+VACUUM_BEFORE_RUN = False
 
 
 def platformdb_run(url: str, workers: int) -> float:
@@ -127,6 +130,8 @@ def platformdb_run(url: str, workers: int) -> float:
             )
             time.sleep(1.0)  # every worker connected and idle
             c.execute("delete from public.message_queue where queue_name = 'bench'")
+            if VACUUM_BEFORE_RUN:
+                c.execute("vacuum analyze public.message_queue")
             batch = [q.NewMessage("bench.noop", {"n": i}) for i in range(BATCH)]
             t0 = time.perf_counter()
             for _ in range(MESSAGES // BATCH):

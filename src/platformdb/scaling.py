@@ -187,8 +187,4 @@ KNOWN_GAPS: dict[str, str] = {
         "as for feature_flags: the audit trigger fires on every placement of the reference table;"
         " closes the same way (the segment functions write their audit entry themselves)"
     ),
-    "append_event(text,text,text,jsonb,text,jsonb,integer,uuid,text,uuid): now in ON CONFLICT": (
-        "now() in the DO UPDATE SET of a new stream's head (event_streams); the fix is the pattern"
-        " of 20260401230000 (v_now := now() first), carried into the body 20260401190000 gave it"
-    ),
 }

@@ -80,6 +80,17 @@ def test_enqueue_is_idempotent_by_key_per_queue(svc: psycopg.Connection[Any], co
     assert count(conn, "public.message_queue") == 2
 
 
+def test_without_a_key_the_same_message_twice_is_two_messages(
+    svc: psycopg.Connection[Any], conn: psycopg.Connection[Any]
+) -> None:
+    a = q.enqueue_message(svc, "payouts", "payout", {"amount": 5000})
+    b = q.enqueue_message(svc, "payouts", "payout", {"amount": 5000})
+    assert a != b
+    assert count(conn, "public.message_queue", "queue_name = 'payouts' and idempotency_key is null") == 2
+    keyed = q.enqueue_message(svc, "payouts", "payout", {"amount": 5000}, idempotency_key="po-2")
+    assert keyed not in (a, b), "a key never matches a message enqueued without one"
+
+
 def test_concurrent_enqueues_with_one_key_make_one_message(connect: Connect, conn: psycopg.Connection[Any]) -> None:
     n = 8
     conns = [connect() for _ in range(n)]
