@@ -62,7 +62,14 @@ def test_dry_run_prints_every_placement_in_a_valid_order(db_url: str) -> None:
     # the plan's constraint changes come before their table's placement
     placed = out.index("create_distributed_table('public.transactions'")
     assert out.index("PRIMARY KEY (user_id, id, created_at)") < placed
-    assert "drop constraint if exists \"whatsapp_message_queue_session_fk\"" in out
+    # a foreign key that gains the distribution column: dropped before its table is placed,
+    # added again once both sides are in the same co-location group
+    events = out.index("create_distributed_table('public.transaction_events'")
+    assert out.index('drop constraint if exists "transaction_events_transaction_fkey"') < events
+    assert out.index(
+        'add constraint "transaction_events_transaction_fkey" FOREIGN KEY (user_id, transaction_id)'
+    ) > events
+    assert "whatsapp_message_queue_session_fk" not in out  # both sides stay on the coordinator
     # owner policies lose their (select auth.uid()) subquery, which Citus refuses
     assert re.search(r"alter policy \"locations_own_update\" on public\.\"locations\" using \(.*auth\.uid\(\)", out)
     assert "SELECT auth.uid()" not in out

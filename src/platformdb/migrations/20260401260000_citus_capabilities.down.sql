@@ -1,0 +1,154 @@
+-- platformdb 20260401260000 down: the exact reverse of citus capabilities.
+-- audit_row_change and update_transaction_status as their own migrations defined them
+-- (20260401100000, 20260401180000), on_citus_worker dropped.
+BEGIN;
+
+create or replace function public.audit_row_change()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    v_role text := coalesce(auth.role(), 'system');
+    v_old jsonb := case when tg_op in ('UPDATE', 'DELETE') then to_jsonb(old) end;
+    v_new jsonb := case when tg_op in ('INSERT', 'UPDATE') then to_jsonb(new) end;
+begin
+    -- clock_timestamp(): several changes in one transaction keep their order
+    insert into public.system_audit_logs
+        (created_at, user_id, actor_type, actor_identifier, action, resource_type, resource_id,
+         old_data, new_data, metadata)
+    values (pg_catalog.clock_timestamp(), auth.uid(),
+            case v_role when 'authenticated' then 'user' when 'service_role' then 'service'
+                        else 'system' end,
+            coalesce(auth.uid()::text, session_user::text),
+            lower(tg_op),
+            tg_table_schema || '.' || tg_table_name,
+            coalesce(v_new ->> 'id', v_old ->> 'id'),
+            v_old, v_new,
+            jsonb_build_object('role', v_role, 'trigger', tg_name));
+    return null;
+end
+$$;
+
+create or replace function public.update_transaction_status(
+    p_transaction_id uuid,
+    p_new_status text,
+    p_error_message text default null,
+    p_error_code text default null,
+    p_provider_reference text default null
+)
+returns boolean
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_role text := case when pg_catalog.current_setting('role') = 'none' then session_user::text
+                        else pg_catalog.current_setting('role') end;
+    -- services: see create_transaction
+    v_service boolean := v_role = 'service_role'
+        or pg_catalog.pg_has_role(v_role, 'service_role', 'member')
+        or pg_catalog.pg_has_role(v_role, (select c.relowner from pg_catalog.pg_class c
+                                            where c.oid = 'public.transactions'::regclass),
+                                  'member');
+    v_uid uuid := auth.uid();
+    v_at timestamptz;
+    v_tx public.transactions;
+begin
+    if not v_service and v_uid is null then
+        raise exception 'update_transaction_status: sign-in required' using errcode = '42501';
+    end if;
+    if p_transaction_id is null then
+        raise exception 'p_transaction_id must not be null' using errcode = '22004';
+    end if;
+    if p_new_status is null then
+        raise exception 'p_new_status must not be null' using errcode = '22004';
+    end if;
+    if p_new_status not in ('pending', 'processing', 'completed', 'failed', 'cancelled', 'reversed') then
+        raise exception 'p_new_status: unknown status %', p_new_status
+            using errcode = '22023',
+                  hint = 'one of pending, processing, completed, failed, cancelled, reversed';
+    end if;
+    if char_length(p_error_message) > 2000 then
+        raise exception 'p_error_message must be at most 2000 characters' using errcode = '22023';
+    end if;
+    if char_length(p_error_code) > 100 then
+        raise exception 'p_error_code must be at most 100 characters' using errcode = '22023';
+    end if;
+    if char_length(p_provider_reference) > 200 then
+        raise exception 'p_provider_reference must be at most 200 characters' using errcode = '22023';
+    end if;
+
+    -- the directory finds the partition; the row lock serialises concurrent changes
+    select d.created_at into v_at from public.transaction_directory d where d.id = p_transaction_id;
+    if found then
+        select t.* into v_tx from public.transactions t
+         where t.id = p_transaction_id and t.created_at = v_at
+           for update;
+    end if;
+    if v_tx.id is null or (not v_service and v_tx.user_id <> v_uid) then
+        raise exception 'p_transaction_id: transaction % not found', p_transaction_id
+            using errcode = 'PD004';
+    end if;
+
+    if v_tx.status = p_new_status then
+        return false;  -- already there (a repeated provider callback): nothing written
+    end if;
+    if not p_new_status = any (public.transaction_next_statuses(v_tx.status)) then
+        raise exception 'illegal transition % -> % for transaction %',
+            v_tx.status, p_new_status, p_transaction_id
+            using errcode = 'PD002',
+                  hint = case when cardinality(public.transaction_next_statuses(v_tx.status)) = 0
+                              then v_tx.status || ' is final'
+                              else 'from ' || v_tx.status || ' the next status is one of '
+                                   || array_to_string(public.transaction_next_statuses(v_tx.status), ', ')
+                         end;
+    end if;
+    if not v_service
+       and not (p_new_status = 'cancelled' and v_tx.status = 'pending'
+                and v_tx.type in ('payment', 'transfer', 'debit')) then
+        raise exception 'p_new_status: only a service may set % on a % transaction',
+            p_new_status, v_tx.status
+            using errcode = '42501',
+                  hint = 'a user may only cancel their own pending payment, transfer or debit';
+    end if;
+    if not v_service
+       and (p_error_message is not null or p_error_code is not null
+            or p_provider_reference is not null) then
+        raise exception 'update_transaction_status: only a service may set %',
+            concat_ws(', ',
+                      case when p_error_message is not null then 'p_error_message' end,
+                      case when p_error_code is not null then 'p_error_code' end,
+                      case when p_provider_reference is not null then 'p_provider_reference' end)
+            using errcode = '42501',
+                  hint = 'a user''s cancellation changes only the status; provider fields are the service''s';
+    end if;
+
+    update public.transactions t
+       set status = p_new_status,
+           error_message = case when p_new_status = 'failed'
+                                then coalesce(p_error_message, 'failed (no reason given)')
+                                else coalesce(p_error_message, t.error_message) end,
+           error_code = coalesce(p_error_code, t.error_code),
+           provider_reference = coalesce(p_provider_reference, t.provider_reference)
+     where t.id = p_transaction_id and t.created_at = v_at;
+    return true;
+end
+$$;
+
+drop function public.on_citus_worker();
+
+revoke all on function public.audit_row_change() from public, anon, authenticated, service_role;
+revoke all on function public.update_transaction_status(uuid, text, text, text, text)
+    from public, anon, authenticated, service_role;
+grant execute on function public.update_transaction_status(uuid, text, text, text, text)
+    to authenticated, service_role;
+
+comment on function public.audit_row_change() is
+    'Generic row-change audit trigger: writes an audit entry with old and new row for INSERT, UPDATE and DELETE. Opt a table in with enable_audit().';
+comment on function public.update_transaction_status(uuid, text, text, text, text) is
+    'Moves a transaction along the state machine and returns true; false when it already has p_new_status (nothing written). Illegal transition -> PD002; unknown or not-yours -> PD004. Services may make any legal change; a signed-in user may only cancel their own pending payment, transfer or debit (42501 otherwise), and that cancellation changes only the status: p_error_message, p_error_code and p_provider_reference are the service''s (42501 from a user). Terminal states set completed_at; every change appends transaction_events.';
+
+COMMIT;

@@ -1,0 +1,217 @@
+-- platformdb 20260401260000: citus capabilities (docs/scaling.md)
+-- Every capability on a Citus coordinator with the same answers as on one PostgreSQL; on
+-- one PostgreSQL each function below does exactly what it did.
+-- - on_citus_worker(): true on a Citus worker, false elsewhere (no Citus: false);
+-- - audit_row_change(): on Citus the audit trigger of a reference table (feature_flags,
+--   feature_flag_segments) fires on every placement; it now writes its entry once, from the
+--   coordinator's placement (Citus lets a reference table's placement on the coordinator run
+--   distributed statements; a worker's placement may not), naming the table, not the shard.
+--   Without Citus the same single insert as before;
+-- - update_transaction_status: the row lock and the update also filter on the directory's
+--   user_id (the distribution column of transactions on Citus: the statements are routed to
+--   the one shard; on one node the same index lookups).
+-- Sections: guard → functions → grants → comments.
+BEGIN;
+
+-- ---------------------------------------------------------------------------------------
+-- guard: stop before touching anything when one of our names belongs to someone else
+-- ---------------------------------------------------------------------------------------
+select public.platformdb_assert_names_free(array['on_citus_worker']);
+
+-- ---------------------------------------------------------------------------------------
+-- functions
+-- ---------------------------------------------------------------------------------------
+-- True on a Citus worker (a node whose group is not the coordinator's, group 0); false on
+-- the coordinator and on a PostgreSQL without Citus. A row trigger of a reference table
+-- fires on every placement: with this guard it acts once, on the coordinator's placement,
+-- where Citus allows the statements it runs to reach any shard.
+create function public.on_citus_worker()
+returns boolean
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+    if pg_catalog.to_regclass('pg_catalog.pg_dist_local_group') is null then
+        return false;
+    end if;
+    return exists (select 1 from pg_catalog.pg_dist_local_group g where g.groupid <> 0);
+end
+$$;
+
+create or replace function public.audit_row_change()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    v_role text := coalesce(auth.role(), 'system');
+    v_old jsonb := case when tg_op in ('UPDATE', 'DELETE') then to_jsonb(old) end;
+    v_new jsonb := case when tg_op in ('INSERT', 'UPDATE') then to_jsonb(new) end;
+    v_table text := tg_table_schema || '.' || tg_table_name;
+    v_logical text;
+begin
+    if pg_catalog.to_regclass('pg_catalog.pg_dist_shard') is not null then
+        -- on Citus a row trigger fires on every placement of the table: a reference table's
+        -- change is written once, by the coordinator's placement (the worker placements'
+        -- triggers return here); the entry names the table, not the placement (shard)
+        if public.on_citus_worker() then
+            return null;
+        end if;
+        select n.nspname || '.' || c.relname into v_logical
+          from pg_catalog.pg_dist_shard s
+          join pg_catalog.pg_class c on c.oid = s.logicalrelid
+          join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+         where s.shardid = pg_catalog.substring(tg_table_name, '_([0-9]+)$')::bigint
+           and c.relname || '_' || s.shardid = tg_table_name;
+        v_table := coalesce(v_logical, v_table);
+    end if;
+    -- clock_timestamp(): several changes in one transaction keep their order
+    insert into public.system_audit_logs
+        (created_at, user_id, actor_type, actor_identifier, action, resource_type, resource_id,
+         old_data, new_data, metadata)
+    values (pg_catalog.clock_timestamp(), auth.uid(),
+            case v_role when 'authenticated' then 'user' when 'service_role' then 'service'
+                        else 'system' end,
+            coalesce(auth.uid()::text, session_user::text),
+            lower(tg_op),
+            v_table,
+            coalesce(v_new ->> 'id', v_old ->> 'id'),
+            v_old, v_new,
+            jsonb_build_object('role', v_role, 'trigger', tg_name));
+    return null;
+end
+$$;
+
+create or replace function public.update_transaction_status(
+    p_transaction_id uuid,
+    p_new_status text,
+    p_error_message text default null,
+    p_error_code text default null,
+    p_provider_reference text default null
+)
+returns boolean
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_role text := case when pg_catalog.current_setting('role') = 'none' then session_user::text
+                        else pg_catalog.current_setting('role') end;
+    -- services: see create_transaction
+    v_service boolean := v_role = 'service_role'
+        or pg_catalog.pg_has_role(v_role, 'service_role', 'member')
+        or pg_catalog.pg_has_role(v_role, (select c.relowner from pg_catalog.pg_class c
+                                            where c.oid = 'public.transactions'::regclass),
+                                  'member');
+    v_uid uuid := auth.uid();
+    v_at timestamptz;
+    v_user uuid;
+    v_tx public.transactions;
+begin
+    if not v_service and v_uid is null then
+        raise exception 'update_transaction_status: sign-in required' using errcode = '42501';
+    end if;
+    if p_transaction_id is null then
+        raise exception 'p_transaction_id must not be null' using errcode = '22004';
+    end if;
+    if p_new_status is null then
+        raise exception 'p_new_status must not be null' using errcode = '22004';
+    end if;
+    if p_new_status not in ('pending', 'processing', 'completed', 'failed', 'cancelled', 'reversed') then
+        raise exception 'p_new_status: unknown status %', p_new_status
+            using errcode = '22023',
+                  hint = 'one of pending, processing, completed, failed, cancelled, reversed';
+    end if;
+    if char_length(p_error_message) > 2000 then
+        raise exception 'p_error_message must be at most 2000 characters' using errcode = '22023';
+    end if;
+    if char_length(p_error_code) > 100 then
+        raise exception 'p_error_code must be at most 100 characters' using errcode = '22023';
+    end if;
+    if char_length(p_provider_reference) > 200 then
+        raise exception 'p_provider_reference must be at most 200 characters' using errcode = '22023';
+    end if;
+
+    -- the directory finds the partition (and on Citus the shard: user_id is the distribution
+    -- column of transactions); the row lock serialises concurrent changes
+    select d.user_id, d.created_at into v_user, v_at
+      from public.transaction_directory d where d.id = p_transaction_id;
+    if found then
+        select t.* into v_tx from public.transactions t
+         where t.user_id = v_user and t.id = p_transaction_id and t.created_at = v_at
+           for update;
+    end if;
+    if v_tx.id is null or (not v_service and v_tx.user_id <> v_uid) then
+        raise exception 'p_transaction_id: transaction % not found', p_transaction_id
+            using errcode = 'PD004';
+    end if;
+
+    if v_tx.status = p_new_status then
+        return false;  -- already there (a repeated provider callback): nothing written
+    end if;
+    if not p_new_status = any (public.transaction_next_statuses(v_tx.status)) then
+        raise exception 'illegal transition % -> % for transaction %',
+            v_tx.status, p_new_status, p_transaction_id
+            using errcode = 'PD002',
+                  hint = case when cardinality(public.transaction_next_statuses(v_tx.status)) = 0
+                              then v_tx.status || ' is final'
+                              else 'from ' || v_tx.status || ' the next status is one of '
+                                   || array_to_string(public.transaction_next_statuses(v_tx.status), ', ')
+                         end;
+    end if;
+    if not v_service
+       and not (p_new_status = 'cancelled' and v_tx.status = 'pending'
+                and v_tx.type in ('payment', 'transfer', 'debit')) then
+        raise exception 'p_new_status: only a service may set % on a % transaction',
+            p_new_status, v_tx.status
+            using errcode = '42501',
+                  hint = 'a user may only cancel their own pending payment, transfer or debit';
+    end if;
+    if not v_service
+       and (p_error_message is not null or p_error_code is not null
+            or p_provider_reference is not null) then
+        raise exception 'update_transaction_status: only a service may set %',
+            concat_ws(', ',
+                      case when p_error_message is not null then 'p_error_message' end,
+                      case when p_error_code is not null then 'p_error_code' end,
+                      case when p_provider_reference is not null then 'p_provider_reference' end)
+            using errcode = '42501',
+                  hint = 'a user''s cancellation changes only the status; provider fields are the service''s';
+    end if;
+
+    update public.transactions t
+       set status = p_new_status,
+           error_message = case when p_new_status = 'failed'
+                                then coalesce(p_error_message, 'failed (no reason given)')
+                                else coalesce(p_error_message, t.error_message) end,
+           error_code = coalesce(p_error_code, t.error_code),
+           provider_reference = coalesce(p_provider_reference, t.provider_reference)
+     where t.user_id = v_user and t.id = p_transaction_id and t.created_at = v_at;
+    return true;
+end
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- grants (replaced functions keep theirs; restated here)
+-- ---------------------------------------------------------------------------------------
+revoke all on function public.on_citus_worker() from public, anon, authenticated, service_role;
+revoke all on function public.audit_row_change() from public, anon, authenticated, service_role;
+revoke all on function public.update_transaction_status(uuid, text, text, text, text)
+    from public, anon, authenticated, service_role;
+grant execute on function public.update_transaction_status(uuid, text, text, text, text)
+    to authenticated, service_role;
+
+-- ---------------------------------------------------------------------------------------
+-- comments
+-- ---------------------------------------------------------------------------------------
+comment on function public.on_citus_worker() is
+    'True on a Citus worker node (its group is not the coordinator''s), false on the coordinator and without Citus. Lets a reference table''s row trigger act once, on the coordinator''s placement. Owner only.';
+comment on function public.audit_row_change() is
+    'Generic row-change audit trigger: writes an audit entry with old and new row for INSERT, UPDATE and DELETE. Opt a table in with enable_audit(). On Citus it writes once per change, from the coordinator''s placement (a reference table''s trigger fires on every placement), and names the table rather than the shard.';
+comment on function public.update_transaction_status(uuid, text, text, text, text) is
+    'Moves a transaction along the state machine and returns true; false when it already has p_new_status (nothing written). Illegal transition -> PD002; unknown or not-yours -> PD004. Services may make any legal change; a signed-in user may only cancel their own pending payment, transfer or debit (42501 otherwise), and that cancellation changes only the status: p_error_message, p_error_code and p_provider_reference are the service''s (42501 from a user). Terminal states set completed_at; every change appends transaction_events.';
+
+COMMIT;
