@@ -172,6 +172,54 @@ def policy_steps(conn: psycopg.Connection[Any], table: str) -> list[Step]:
     return steps
 
 
+# Columns with a default that a role may not name in an INSERT although it may insert into
+# other columns (column-level grants, e.g. a user's locations and payment methods). PostgreSQL
+# fills the defaults in on the coordinator and Citus sends them to the shard as explicit
+# columns, where the same role would be refused. The shards (only) get INSERT on those
+# columns: the coordinator still checks the columns the statement names against the
+# table's own grants, exactly as one PostgreSQL does.
+DEFAULT_COLUMNS = """
+select r.rolname, array_agg(a.attname::text order by a.attnum)::text[]
+  from pg_attribute a
+ cross join (select rolname from pg_roles where rolname in ('anon', 'authenticated', 'service_role')) r
+ where a.attrelid = to_regclass(%s) and a.attnum > 0 and not a.attisdropped and a.atthasdef
+   and a.attgenerated = ''
+   and not has_column_privilege(r.rolname, a.attrelid, a.attnum, 'INSERT')
+   and exists (select 1 from pg_attribute b
+                where b.attrelid = a.attrelid and b.attnum > 0 and not b.attisdropped
+                  and has_column_privilege(r.rolname, b.attrelid, b.attnum, 'INSERT'))
+ group by r.rolname order by 1
+"""
+
+
+def shard_grant_steps(conn: psycopg.Connection[Any] | None, table: str, placed: bool) -> list[Step]:
+    """GRANT INSERT on the default columns, on the shards of a distributed table (see above)."""
+    if conn is None:
+        return []
+    steps = []
+    for role, cols in conn.execute(DEFAULT_COLUMNS, (f"public.{table}",)).fetchall():
+        if placed:
+            missing = conn.execute(
+                "select count(*) filter (where not success or result <> 't')"
+                " from run_command_on_shards(%s, %s)",
+                (f"public.{table}",
+                 "select bool_and(has_column_privilege(" + _lit(role) + ", '%s', c, 'INSERT'))"
+                 " from unnest(array[" + ", ".join(_lit(c) for c in cols) + "]) c"),
+            ).fetchone()
+            if missing is not None and missing[0] == 0:
+                continue
+        grant = f"grant insert ({', '.join(_q(c) for c in cols)}) on table %s to {_q(role)}"
+        steps.append(Step(
+            table,
+            f"shards: {role} may insert the defaults of {', '.join(cols)}",
+            "do $do$ begin if exists (select 1 from run_command_on_shards("
+            f"{_lit('public.' + table)}, {_lit(grant)}) where not success) then"
+            f" raise exception 'grant on the shards of {table} failed'; end if; end $do$",
+            after_placement=True,
+        ))
+    return steps
+
+
 def _placed(conn: psycopg.Connection[Any] | None) -> dict[str, str]:
     """table → 'reference' | 'distributed' for the tables Citus already manages."""
     if conn is None or citus_version(conn) is None:
@@ -244,10 +292,16 @@ def plan_steps(conn: psycopg.Connection[Any] | None) -> list[Step]:
     for table in placement_order(conn):
         p = PLAN[table]
         if table in placed:
-            # a run that stopped between the placement and a co-located foreign key
+            # a run that stopped between the placement and a co-located foreign key or the
+            # shards' grants (shards moved or split since are re-created from the table's
+            # own grants: running distribute again restores theirs)
             steps += [c for c in change_steps(conn, table, p) if c.after_placement]
+            if p.kind == "distributed":
+                steps += shard_grant_steps(conn, table, placed=True)
             continue
         changes = change_steps(conn, table, p)
+        if p.kind == "distributed":
+            changes += shard_grant_steps(conn, table, placed=False)
         steps += [c for c in changes if not c.after_placement]
         if p.kind == "distributed" and conn is not None:
             steps += policy_steps(conn, table)

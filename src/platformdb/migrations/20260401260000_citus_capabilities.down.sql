@@ -1,6 +1,6 @@
 -- platformdb 20260401260000 down: the exact reverse of citus capabilities.
--- audit_row_change and update_transaction_status as their own migrations defined them
--- (20260401100000, 20260401180000), on_citus_worker dropped.
+-- The functions and the view as their own migrations defined them (20260401100000,
+-- 20260401140000, 20260401150000, 20260401180000), on_citus_worker dropped.
 BEGIN;
 
 create or replace function public.audit_row_change()
@@ -138,6 +138,64 @@ begin
 end
 $$;
 
+create or replace function public.stream_version(p_aggregate_type text, p_aggregate_id text)
+returns integer
+language sql
+stable
+set search_path = ''
+as $$
+    select coalesce((select s.version from public.event_streams s
+                      where s.aggregate_type = p_aggregate_type
+                        and s.aggregate_id = p_aggregate_id), 0)
+$$;
+
+create or replace function public.cleanup_expired_routes()
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+    v_count integer;
+begin
+    delete from public.routes r where r.cached_until <= pg_catalog.clock_timestamp();
+    get diagnostics v_count = row_count;
+    return v_count;
+end
+$$;
+
+create or replace view public.route_cache_stats
+with (security_invoker = true)
+as
+select r.total_routes,
+       r.fresh_routes,
+       r.total_routes - r.fresh_routes as expired_routes,
+       r.routes_by_provider,
+       r.avg_distance_meters,
+       r.avg_duration_seconds,
+       r.avg_traffic_multiplier,
+       r.oldest_at,
+       r.newest_at,
+       coalesce(l.hits, 0) as hits_24h,
+       coalesce(l.misses, 0) as misses_24h,
+       case when coalesce(l.hits, 0) + coalesce(l.misses, 0) > 0
+            then round(l.hits / (l.hits + l.misses), 4) end as hit_rate_24h
+  from (select count(*) as total_routes,
+               count(*) filter (where x.cached_until > now()) as fresh_routes,
+               coalesce((select jsonb_object_agg(p.provider, p.n)
+                           from (select y.provider, count(*) as n from public.routes y
+                                  group by y.provider) p), '{}') as routes_by_provider,
+               round(avg(x.distance_meters)::numeric, 1) as avg_distance_meters,
+               round(avg(x.duration_seconds), 1) as avg_duration_seconds,
+               round(avg(x.traffic_multiplier), 2) as avg_traffic_multiplier,
+               min(x.created_at) as oldest_at,
+               max(x.created_at) as newest_at
+          from public.routes x) r
+ cross join (select sum(c.hits) as hits, sum(c.misses) as misses
+               from public.cache_counters c
+              where c.namespace = 'route'
+                and c.bucket >= date_trunc('hour', now()) - interval '23 hours') l;
+
+
 drop function public.on_citus_worker();
 
 revoke all on function public.audit_row_change() from public, anon, authenticated, service_role;
@@ -145,10 +203,20 @@ revoke all on function public.update_transaction_status(uuid, text, text, text, 
     from public, anon, authenticated, service_role;
 grant execute on function public.update_transaction_status(uuid, text, text, text, text)
     to authenticated, service_role;
+revoke all on function public.stream_version(text, text) from public, anon, authenticated, service_role;
+grant execute on function public.stream_version(text, text) to service_role;
+revoke all on function public.cleanup_expired_routes() from public, anon, authenticated, service_role;
+grant execute on function public.cleanup_expired_routes() to service_role;
+revoke all on table public.route_cache_stats from public, anon, authenticated, service_role;
+grant select on table public.route_cache_stats to service_role;
 
 comment on function public.audit_row_change() is
     'Generic row-change audit trigger: writes an audit entry with old and new row for INSERT, UPDATE and DELETE. Opt a table in with enable_audit().';
 comment on function public.update_transaction_status(uuid, text, text, text, text) is
     'Moves a transaction along the state machine and returns true; false when it already has p_new_status (nothing written). Illegal transition -> PD002; unknown or not-yours -> PD004. Services may make any legal change; a signed-in user may only cancel their own pending payment, transfer or debit (42501 otherwise), and that cancellation changes only the status: p_error_message, p_error_code and p_provider_reference are the service''s (42501 from a user). Terminal states set completed_at; every change appends transaction_events.';
+comment on function public.stream_version(text, text) is 'Current version of a stream (0 when it does not exist). Service only.';
+comment on function public.cleanup_expired_routes() is 'Deletes routes past cached_until; returns how many. Service only.';
+comment on view public.route_cache_stats is
+    'The route cache in one row: routes (fresh, expired, by provider), average distance, duration and traffic multiplier, oldest and newest, and lookups hits, misses and hit rate over the last 24 hours. Service only.';
 
 COMMIT;

@@ -1,6 +1,6 @@
 -- platformdb 20260401260000: citus capabilities (docs/scaling.md)
 -- Every capability on a Citus coordinator with the same answers as on one PostgreSQL; on
--- one PostgreSQL each function below does exactly what it did.
+-- one PostgreSQL each function and view below answers exactly as it did.
 -- - on_citus_worker(): true on a Citus worker, false elsewhere (no Citus: false);
 -- - audit_row_change(): on Citus the audit trigger of a reference table (feature_flags,
 --   feature_flag_segments) fires on every placement; it now writes its entry once, from the
@@ -9,8 +9,14 @@
 --   Without Citus the same single insert as before;
 -- - update_transaction_status: the row lock and the update also filter on the directory's
 --   user_id (the distribution column of transactions on Citus: the statements are routed to
---   the one shard; on one node the same index lookups).
--- Sections: guard → functions → grants → comments.
+--   the one shard; on one node the same index lookups);
+-- - stream_version: PL/pgSQL instead of a parameterised SQL function (Citus: "could not
+--   create distributed plan");
+-- - cleanup_expired_routes: clock_timestamp() read once into a variable (no volatile call in
+--   the WHERE of a DELETE on a distributed table);
+-- - route_cache_stats: the routes by provider as a derived table instead of a subquery in the
+--   select list (Citus cannot push that down).
+-- Sections: guard → functions → views → grants → comments.
 BEGIN;
 
 -- ---------------------------------------------------------------------------------------
@@ -67,13 +73,16 @@ begin
            and c.relname || '_' || s.shardid = tg_table_name;
         v_table := coalesce(v_logical, v_table);
     end if;
-    -- clock_timestamp(): several changes in one transaction keep their order
+    -- clock_timestamp(): several changes in one transaction keep their order. The actor type
+    -- is a searched CASE: Citus ships the statement to the shard with the role as a
+    -- parameter, and a simple CASE over a parameter reaches it as a comparison of text with
+    -- boolean
     insert into public.system_audit_logs
         (created_at, user_id, actor_type, actor_identifier, action, resource_type, resource_id,
          old_data, new_data, metadata)
     values (pg_catalog.clock_timestamp(), auth.uid(),
-            case v_role when 'authenticated' then 'user' when 'service_role' then 'service'
-                        else 'system' end,
+            case when v_role = 'authenticated' then 'user' when v_role = 'service_role' then 'service'
+                 else 'system' end,
             coalesce(auth.uid()::text, session_user::text),
             lower(tg_op),
             v_table,
@@ -194,8 +203,80 @@ begin
 end
 $$;
 
+create or replace function public.stream_version(p_aggregate_type text, p_aggregate_id text)
+returns integer
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+    v_version integer;
+begin
+    -- PL/pgSQL, not a parameterised SQL function: Citus plans this key lookup with the
+    -- values (a SQL function's parameters leave it "could not create distributed plan")
+    select s.version into v_version
+      from public.event_streams s
+     where s.aggregate_type = p_aggregate_type and s.aggregate_id = p_aggregate_id;
+    return coalesce(v_version, 0);
+end
+$$;
+
+create or replace function public.cleanup_expired_routes()
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+    -- read once, then a parameter (Citus refuses volatile calls in a modifying WHERE)
+    v_now timestamptz := pg_catalog.clock_timestamp();
+    v_count integer;
+begin
+    delete from public.routes r where r.cached_until <= v_now;
+    get diagnostics v_count = row_count;
+    return v_count;
+end
+$$;
+
 -- ---------------------------------------------------------------------------------------
--- grants (replaced functions keep theirs; restated here)
+-- views
+-- ---------------------------------------------------------------------------------------
+create or replace view public.route_cache_stats
+with (security_invoker = true)
+as
+select r.total_routes,
+       r.fresh_routes,
+       r.total_routes - r.fresh_routes as expired_routes,
+       p.routes_by_provider,
+       r.avg_distance_meters,
+       r.avg_duration_seconds,
+       r.avg_traffic_multiplier,
+       r.oldest_at,
+       r.newest_at,
+       coalesce(l.hits, 0) as hits_24h,
+       coalesce(l.misses, 0) as misses_24h,
+       case when coalesce(l.hits, 0) + coalesce(l.misses, 0) > 0
+            then round(l.hits / (l.hits + l.misses), 4) end as hit_rate_24h
+  from (select count(*) as total_routes,
+               count(*) filter (where x.cached_until > now()) as fresh_routes,
+               round(avg(x.distance_meters)::numeric, 1) as avg_distance_meters,
+               round(avg(x.duration_seconds), 1) as avg_duration_seconds,
+               round(avg(x.traffic_multiplier), 2) as avg_traffic_multiplier,
+               min(x.created_at) as oldest_at,
+               max(x.created_at) as newest_at
+          from public.routes x) r
+ -- the providers as a derived table of their own, not a subquery in the select list above
+ -- (which Citus cannot push down to the shards of routes)
+ cross join (select coalesce(jsonb_object_agg(y.provider, y.n), '{}') as routes_by_provider
+               from (select z.provider, count(*) as n from public.routes z
+                      group by z.provider) y) p
+ cross join (select sum(c.hits) as hits, sum(c.misses) as misses
+               from public.cache_counters c
+              where c.namespace = 'route'
+                and c.bucket >= date_trunc('hour', now()) - interval '23 hours') l;
+
+
+-- ---------------------------------------------------------------------------------------
+-- grants (replaced functions and views keep theirs; restated here)
 -- ---------------------------------------------------------------------------------------
 revoke all on function public.on_citus_worker() from public, anon, authenticated, service_role;
 revoke all on function public.audit_row_change() from public, anon, authenticated, service_role;
@@ -203,6 +284,12 @@ revoke all on function public.update_transaction_status(uuid, text, text, text, 
     from public, anon, authenticated, service_role;
 grant execute on function public.update_transaction_status(uuid, text, text, text, text)
     to authenticated, service_role;
+revoke all on function public.stream_version(text, text) from public, anon, authenticated, service_role;
+grant execute on function public.stream_version(text, text) to service_role;
+revoke all on function public.cleanup_expired_routes() from public, anon, authenticated, service_role;
+grant execute on function public.cleanup_expired_routes() to service_role;
+revoke all on table public.route_cache_stats from public, anon, authenticated, service_role;
+grant select on table public.route_cache_stats to service_role;
 
 -- ---------------------------------------------------------------------------------------
 -- comments
@@ -213,5 +300,9 @@ comment on function public.audit_row_change() is
     'Generic row-change audit trigger: writes an audit entry with old and new row for INSERT, UPDATE and DELETE. Opt a table in with enable_audit(). On Citus it writes once per change, from the coordinator''s placement (a reference table''s trigger fires on every placement), and names the table rather than the shard.';
 comment on function public.update_transaction_status(uuid, text, text, text, text) is
     'Moves a transaction along the state machine and returns true; false when it already has p_new_status (nothing written). Illegal transition -> PD002; unknown or not-yours -> PD004. Services may make any legal change; a signed-in user may only cancel their own pending payment, transfer or debit (42501 otherwise), and that cancellation changes only the status: p_error_message, p_error_code and p_provider_reference are the service''s (42501 from a user). Terminal states set completed_at; every change appends transaction_events.';
+comment on function public.stream_version(text, text) is 'Current version of a stream (0 when it does not exist). Service only.';
+comment on function public.cleanup_expired_routes() is 'Deletes routes past cached_until; returns how many. Service only.';
+comment on view public.route_cache_stats is
+    'The route cache in one row: routes (fresh, expired, by provider), average distance, duration and traffic multiplier, oldest and newest, and lookups hits, misses and hit rate over the last 24 hours. Service only.';
 
 COMMIT;
