@@ -70,12 +70,14 @@ def test_dry_run_prints_every_placement_in_a_valid_order(db_url: str) -> None:
         'add constraint "transaction_events_transaction_fkey" FOREIGN KEY (user_id, transaction_id)'
     ) > events
     assert "whatsapp_message_queue_session_fk" not in out  # both sides stay on the coordinator
-    # a user's insert names some columns of locations; the shards also accept the defaults
-    # the coordinator fills in (id, created_at, updated_at)
-    grant = out.index('grant insert ("id", "created_at", "updated_at") on table %s to "authenticated"')
-    assert grant > out.index("create_distributed_table('public.locations'")
+    # a user's insert names some columns of payment_methods; the shards also accept the
+    # defaults the coordinator fills in
+    grant = out.index('grant insert ("id", "is_active", "created_at", "updated_at") on table %s to "authenticated"')
+    assert grant > out.index("create_distributed_table('public.payment_methods'")
     # owner policies lose their (select auth.uid()) subquery, which Citus refuses
-    assert re.search(r"alter policy \"locations_own_update\" on public\.\"locations\" using \(.*auth\.uid\(\)", out)
+    assert re.search(
+        r"alter policy \"payment_methods_owner_update\" on public\.\"payment_methods\" using \(.*auth\.uid\(\)", out
+    )
     assert "SELECT auth.uid()" not in out
 
 

@@ -81,8 +81,8 @@ def test_the_schema_keeps_the_citus_path_open(conn: psycopg.Connection[Any]) -> 
 
 
 def test_the_check_catches_a_unique_key_without_the_distribution_column(conn: psycopg.Connection[Any]) -> None:
-    conn.execute("create unique index locations_label_key on public.locations (id, location_type)")
-    assert any("locations_label_key" in p for p in _problems(conn))
+    conn.execute("create unique index payment_methods_label_key on public.payment_methods (id, label)")
+    assert any("payment_methods_label_key" in p for p in _problems(conn))
     conn.execute("create table public.unplaced (id int primary key)")
     assert "unplaced: no placement in platformdb.scaling.PLAN" in _problems(conn)
 
@@ -200,10 +200,9 @@ def test_nothing_citus_refuses_beyond_the_known_gaps(conn: psycopg.Connection[An
 def test_the_citus_checks_catch_each_kind_of_problem(conn: psycopg.Connection[Any]) -> None:
     before = set(_citus_problems(conn))
     conn.execute("""
-        alter table public.message_queue add column location_ref uuid;
-        alter table public.locations add constraint locations_id_key unique (id);
-        alter table public.message_queue add constraint mq_location_fk foreign key (location_ref)
-            references public.locations (id);
+        alter table public.message_queue add column route_ref uuid;
+        alter table public.message_queue add constraint mq_route_fk foreign key (route_ref)
+            references public.routes (id);
         create function public.t_spill() returns trigger language plpgsql as $$
         begin
             insert into public.event_store (aggregate_id) values (new.id::text);
@@ -228,7 +227,7 @@ def test_the_citus_checks_catch_each_kind_of_problem(conn: psycopg.Connection[An
         $$;
     """)
     new = set(_citus_problems(conn)) - before
-    assert any("mq_location_fk" in p and "local table" in p for p in new), new
+    assert any("mq_route_fk" in p and "local table" in p for p in new), new
     assert any("trigger t_spill" in p and "event_store" in p for p in new), new
     assert any("trigger t_ref_spill" in p and "currencies" in p for p in new), new
     # the same write guarded to the coordinator's placement is not a problem

@@ -138,6 +138,100 @@ begin
 end
 $$;
 
+create or replace function public.transactions_before_insert()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+    v_minor smallint;
+begin
+    if new.status <> 'pending' then
+        raise exception 'a transaction starts pending, not %', new.status
+            using errcode = 'PD002';
+    end if;
+    select c.minor_units into v_minor from public.currencies c where c.code = new.currency;
+    if not found then
+        raise exception 'currency: unknown currency %', new.currency using errcode = '22023';
+    end if;
+    if new.amount <> round(new.amount, v_minor) then
+        raise exception 'amount: % has % decimal places, got %', new.currency, v_minor, new.amount
+            using errcode = '22023';
+    end if;
+    -- global uniqueness of id and transaction_ref across every month
+    insert into public.transaction_directory (id, transaction_ref, user_id, created_at)
+    values (new.id, new.transaction_ref, new.user_id, new.created_at);
+    insert into public.transaction_events
+        (transaction_id, user_id, previous_status, new_status, triggered_by_user_id,
+         triggered_by_role, triggered_by)
+    values (new.id, new.user_id, null, new.status, auth.uid(),
+            case when pg_catalog.current_setting('role') = 'none' then session_user::text
+                 else pg_catalog.current_setting('role') end, session_user);
+    return new;
+end
+$$;
+
+create or replace function public.transactions_after_status_change()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+    insert into public.transaction_events
+        (transaction_id, user_id, previous_status, new_status, error_code, error_message,
+         triggered_by_user_id, triggered_by_role, triggered_by)
+    values (new.id, new.user_id, old.status, new.status,
+            case when new.error_code is distinct from old.error_code then new.error_code end,
+            case when new.error_message is distinct from old.error_message then new.error_message end,
+            auth.uid(), case when pg_catalog.current_setting('role') = 'none' then session_user::text
+                 else pg_catalog.current_setting('role') end, session_user);
+    return null;
+end
+$$;
+
+create or replace function public.payments_refuse_change()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+    v_owner name;
+    v_table name;
+begin
+    -- name the table the caller wrote to, not the partition the row sits in
+    select c.relowner::regrole::name, c.relname into v_owner, v_table
+      from pg_catalog.pg_class c
+     where c.oid = coalesce(pg_catalog.pg_partition_root(tg_relid), tg_relid);
+    if current_user <> v_owner then
+        raise exception '%: % is not allowed; rows are kept forever', v_table, lower(tg_op)
+            using errcode = 'PD006';
+    end if;
+    return case tg_op when 'DELETE' then old else new end;
+end
+$$;
+
+create or replace function public.feature_flags_notify_change()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+    if tg_op in ('INSERT', 'UPDATE') then
+        perform pg_catalog.pg_notify('platformdb_feature_flags', pg_catalog.json_build_object(
+            'op', pg_catalog.lower(tg_op), 'key', new.key, 'environment', new.environment,
+            'version', new.version)::text);
+    end if;
+    if tg_op = 'DELETE'
+       or (tg_op = 'UPDATE' and (new.key, new.environment) is distinct from (old.key, old.environment)) then
+        -- a deleted row, or the place a moved row left
+        perform pg_catalog.pg_notify('platformdb_feature_flags', pg_catalog.json_build_object(
+            'op', 'delete', 'key', old.key, 'environment', old.environment,
+            'version', old.version)::text);
+    end if;
+    return null;
+end
+$$;
+
 create or replace function public.stream_version(p_aggregate_type text, p_aggregate_id text)
 returns integer
 language sql
@@ -196,9 +290,14 @@ select r.total_routes,
                 and c.bucket >= date_trunc('hour', now()) - interval '23 hours') l;
 
 
+drop function public.transaction_actor_role();
+drop function public.citus_table_of_shard(text);
 drop function public.on_citus_worker();
 
 revoke all on function public.audit_row_change() from public, anon, authenticated, service_role;
+revoke all on function public.transactions_before_insert(), public.transactions_after_status_change(),
+    public.payments_refuse_change(), public.feature_flags_notify_change()
+    from public, anon, authenticated, service_role;
 revoke all on function public.update_transaction_status(uuid, text, text, text, text)
     from public, anon, authenticated, service_role;
 grant execute on function public.update_transaction_status(uuid, text, text, text, text)

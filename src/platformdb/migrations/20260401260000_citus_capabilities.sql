@@ -22,7 +22,8 @@ BEGIN;
 -- ---------------------------------------------------------------------------------------
 -- guard: stop before touching anything when one of our names belongs to someone else
 -- ---------------------------------------------------------------------------------------
-select public.platformdb_assert_names_free(array['on_citus_worker']);
+select public.platformdb_assert_names_free(array['on_citus_worker', 'citus_table_of_shard',
+                                                'transaction_actor_role']);
 
 -- ---------------------------------------------------------------------------------------
 -- functions
@@ -45,6 +46,53 @@ begin
 end
 $$;
 
+-- The table a Citus shard belongs to (shards are named <table>_<shard id>), by its name;
+-- null for any other name and without Citus. Triggers run on the shards: their messages and
+-- audit entries name the table.
+create function public.citus_table_of_shard(p_relname text)
+returns text
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+    v_table text;
+begin
+    if pg_catalog.to_regclass('pg_catalog.pg_dist_shard') is null then
+        return null;
+    end if;
+    select c.relname into v_table
+      from pg_catalog.pg_dist_shard s
+      join pg_catalog.pg_class c on c.oid = s.logicalrelid
+     where s.shardid = pg_catalog.substring(p_relname, '_([0-9]{1,18})$')::bigint
+       and c.relname || '_' || s.shardid = p_relname;
+    return v_table;
+end
+$$;
+
+-- The role a transaction event records: the role the caller set (SET ROLE, as PostgREST and
+-- the SDK do), else the session user. On a Citus worker the row triggers of transactions run
+-- on a connection Citus opened as the current user of the coordinator (the owner inside
+-- create_transaction and update_transaction_status): there the request's role comes from its
+-- JWT claims, which Citus forwards (SET LOCAL). On one PostgreSQL: what the triggers read
+-- before.
+create function public.transaction_actor_role()
+returns text
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+    if pg_catalog.current_setting('role') <> 'none' then
+        return pg_catalog.current_setting('role');
+    end if;
+    if public.on_citus_worker() then
+        return coalesce(auth.role(), session_user::text);
+    end if;
+    return session_user::text;
+end
+$$;
+
 create or replace function public.audit_row_change()
 returns trigger
 language plpgsql
@@ -56,7 +104,6 @@ declare
     v_old jsonb := case when tg_op in ('UPDATE', 'DELETE') then to_jsonb(old) end;
     v_new jsonb := case when tg_op in ('INSERT', 'UPDATE') then to_jsonb(new) end;
     v_table text := tg_table_schema || '.' || tg_table_name;
-    v_logical text;
 begin
     if pg_catalog.to_regclass('pg_catalog.pg_dist_shard') is not null then
         -- on Citus a row trigger fires on every placement of the table: a reference table's
@@ -65,13 +112,7 @@ begin
         if public.on_citus_worker() then
             return null;
         end if;
-        select n.nspname || '.' || c.relname into v_logical
-          from pg_catalog.pg_dist_shard s
-          join pg_catalog.pg_class c on c.oid = s.logicalrelid
-          join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-         where s.shardid = pg_catalog.substring(tg_table_name, '_([0-9]+)$')::bigint
-           and c.relname || '_' || s.shardid = tg_table_name;
-        v_table := coalesce(v_logical, v_table);
+        v_table := tg_table_schema || '.' || coalesce(public.citus_table_of_shard(tg_table_name), tg_table_name);
     end if;
     -- clock_timestamp(): several changes in one transaction keep their order. The actor type
     -- is a searched CASE: Citus ships the statement to the shard with the role as a
@@ -203,6 +244,106 @@ begin
 end
 $$;
 
+create or replace function public.transactions_before_insert()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+    v_minor smallint;
+begin
+    if new.status <> 'pending' then
+        raise exception 'a transaction starts pending, not %', new.status
+            using errcode = 'PD002';
+    end if;
+    select c.minor_units into v_minor from public.currencies c where c.code = new.currency;
+    if not found then
+        raise exception 'currency: unknown currency %', new.currency using errcode = '22023';
+    end if;
+    if new.amount <> round(new.amount, v_minor) then
+        raise exception 'amount: % has % decimal places, got %', new.currency, v_minor, new.amount
+            using errcode = '22023';
+    end if;
+    -- global uniqueness of id and transaction_ref across every month
+    insert into public.transaction_directory (id, transaction_ref, user_id, created_at)
+    values (new.id, new.transaction_ref, new.user_id, new.created_at);
+    insert into public.transaction_events
+        (transaction_id, user_id, previous_status, new_status, triggered_by_user_id,
+         triggered_by_role, triggered_by)
+    values (new.id, new.user_id, null, new.status, auth.uid(),
+            public.transaction_actor_role(), session_user);
+    return new;
+end
+$$;
+
+create or replace function public.transactions_after_status_change()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+    insert into public.transaction_events
+        (transaction_id, user_id, previous_status, new_status, error_code, error_message,
+         triggered_by_user_id, triggered_by_role, triggered_by)
+    values (new.id, new.user_id, old.status, new.status,
+            case when new.error_code is distinct from old.error_code then new.error_code end,
+            case when new.error_message is distinct from old.error_message then new.error_message end,
+            auth.uid(), public.transaction_actor_role(), session_user);
+    return null;
+end
+$$;
+
+create or replace function public.payments_refuse_change()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+    v_owner name;
+    v_table name;
+begin
+    -- name the table the caller wrote to, not the partition the row sits in
+    select c.relowner::regrole::name, c.relname into v_owner, v_table
+      from pg_catalog.pg_class c
+     where c.oid = coalesce(pg_catalog.pg_partition_root(tg_relid), tg_relid);
+    if current_user <> v_owner then
+        -- on Citus the trigger runs on a shard (<table>_<shard id>): name the table
+        v_table := coalesce(public.citus_table_of_shard(v_table), v_table);
+        raise exception '%: % is not allowed; rows are kept forever', v_table, lower(tg_op)
+            using errcode = 'PD006';
+    end if;
+    return case tg_op when 'DELETE' then old else new end;
+end
+$$;
+
+create or replace function public.feature_flags_notify_change()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+    -- a reference table's trigger fires on every placement: notify once, from the
+    -- coordinator's (where clients listen; a worker's transaction is prepared for two-phase
+    -- commit, which NOTIFY forbids)
+    if public.on_citus_worker() then
+        return null;
+    end if;
+    if tg_op in ('INSERT', 'UPDATE') then
+        perform pg_catalog.pg_notify('platformdb_feature_flags', pg_catalog.json_build_object(
+            'op', pg_catalog.lower(tg_op), 'key', new.key, 'environment', new.environment,
+            'version', new.version)::text);
+    end if;
+    if tg_op = 'DELETE'
+       or (tg_op = 'UPDATE' and (new.key, new.environment) is distinct from (old.key, old.environment)) then
+        -- a deleted row, or the place a moved row left
+        perform pg_catalog.pg_notify('platformdb_feature_flags', pg_catalog.json_build_object(
+            'op', 'delete', 'key', old.key, 'environment', old.environment,
+            'version', old.version)::text);
+    end if;
+    return null;
+end
+$$;
+
 create or replace function public.stream_version(p_aggregate_type text, p_aggregate_id text)
 returns integer
 language plpgsql
@@ -278,8 +419,19 @@ select r.total_routes,
 -- ---------------------------------------------------------------------------------------
 -- grants (replaced functions and views keep theirs; restated here)
 -- ---------------------------------------------------------------------------------------
-revoke all on function public.on_citus_worker() from public, anon, authenticated, service_role;
+-- the helpers are called by triggers, which run as whoever writes the table (a role granted
+-- rights by an operator too): executable by everyone; each reads only catalog facts or the
+-- request's own settings
+revoke all on function public.on_citus_worker(), public.citus_table_of_shard(text),
+    public.transaction_actor_role()
+    from public, anon, authenticated, service_role;
+grant execute on function public.on_citus_worker(), public.citus_table_of_shard(text),
+    public.transaction_actor_role()
+    to public;
 revoke all on function public.audit_row_change() from public, anon, authenticated, service_role;
+revoke all on function public.transactions_before_insert(), public.transactions_after_status_change(),
+    public.payments_refuse_change(), public.feature_flags_notify_change()
+    from public, anon, authenticated, service_role;
 revoke all on function public.update_transaction_status(uuid, text, text, text, text)
     from public, anon, authenticated, service_role;
 grant execute on function public.update_transaction_status(uuid, text, text, text, text)
@@ -294,8 +446,12 @@ grant select on table public.route_cache_stats to service_role;
 -- ---------------------------------------------------------------------------------------
 -- comments
 -- ---------------------------------------------------------------------------------------
+comment on function public.citus_table_of_shard(text) is
+    'The table a Citus shard (named <table>_<shard id>) belongs to, or null (another name, or no Citus). Lets triggers running on shards name the table. Executable by everyone (triggers call it as the writing role).';
+comment on function public.transaction_actor_role() is
+    'The role a transaction event records: the role set for the request, else the session user; on a Citus worker, where the triggers run on a connection opened as the coordinator''s current user, the role of the forwarded JWT claims. Executable by everyone (triggers call it as the writing role).';
 comment on function public.on_citus_worker() is
-    'True on a Citus worker node (its group is not the coordinator''s), false on the coordinator and without Citus. Lets a reference table''s row trigger act once, on the coordinator''s placement. Owner only.';
+    'True on a Citus worker node (its group is not the coordinator''s), false on the coordinator and without Citus. Lets a reference table''s row trigger act once, on the coordinator''s placement. Executable by everyone (triggers call it as the writing role).';
 comment on function public.audit_row_change() is
     'Generic row-change audit trigger: writes an audit entry with old and new row for INSERT, UPDATE and DELETE. Opt a table in with enable_audit(). On Citus it writes once per change, from the coordinator''s placement (a reference table''s trigger fires on every placement), and names the table rather than the shard.';
 comment on function public.update_transaction_status(uuid, text, text, text, text) is
