@@ -1,6 +1,7 @@
 -- platformdb 20260401260000 down: the exact reverse of citus capabilities.
--- The functions and the view as their own migrations defined them (20260401100000,
--- 20260401140000, 20260401150000, 20260401180000), on_citus_worker dropped.
+-- The functions and views as their own migrations defined them (20260401100000,
+-- 20260401120000, 20260401130000, 20260401140000, 20260401150000, 20260401170000,
+-- 20260401180000); the helpers dropped.
 BEGIN;
 
 create or replace function public.audit_row_change()
@@ -257,6 +258,98 @@ begin
 end
 $$;
 
+create or replace function public.monitoring_payment_volume(
+    p_window interval default interval '24 hours',
+    p_bucket interval default interval '1 hour'
+)
+returns table (bucket timestamptz, currency text, status text, transactions bigint, amount numeric)
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+    -- the arguments first: a filter on the rows would not run on an empty table
+    select public.monitoring_checked_window(p_window, p_bucket);
+    select pg_catalog.date_bin(p_bucket, t.created_at, timestamptz '2000-01-03 00:00:00+00'),
+           t.currency, t.status, count(*), sum(t.amount)
+      from public.transactions t
+     where t.created_at >= pg_catalog.now() - p_window
+       and t.created_at <= pg_catalog.now()
+     group by 1, 2, 3
+     order by 1, 2, 3
+$$;
+
+create or replace function public.monitoring_payment_open()
+returns table (status text, open_count bigint, oldest_created_at timestamptz, oldest_age_seconds numeric)
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+    select s.status, o.open_count, o.oldest_created_at,
+           coalesce(pg_catalog.date_part('epoch', pg_catalog.now() - o.oldest_created_at), 0)::numeric(14, 3)
+      from (values (1, 'pending'), (2, 'processing')) as s (ord, status)
+     cross join lateral (
+           select count(*) as open_count, min(t.created_at) as oldest_created_at
+             from public.transactions t
+            where t.status = s.status and t.status in ('pending', 'processing')
+          ) o
+     order by s.ord
+$$;
+
+create or replace function public.monitoring_metric_series(
+    p_window interval default interval '1 hour',
+    p_limit integer default 100
+)
+returns table (
+    service_name text, metric_name text, metric_type text, unit text, samples bigint,
+    last_recorded_at timestamptz, avg_value double precision, p50 double precision,
+    p95 double precision, p99 double precision
+)
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+    -- the arguments first: a filter on the rows would not run on an empty table
+    select public.monitoring_checked_window(p_window), public.monitoring_checked_limit(p_limit);
+    -- the (service_name, metric_name, created_at) index walked one series at a time (a
+    -- loose index scan), then each series' window aggregated through the same index
+    with recursive series as (
+        (select m.service_name, m.metric_name
+           from public.system_metrics m
+          where m.created_at >= pg_catalog.now() - p_window
+            and m.created_at <= pg_catalog.now()
+          order by m.service_name, m.metric_name
+          limit 1)
+        union all
+        select n.service_name, n.metric_name
+          from series s
+         cross join lateral (
+               select m.service_name, m.metric_name
+                 from public.system_metrics m
+                where (m.service_name, m.metric_name) > (s.service_name, s.metric_name)
+                  and m.created_at >= pg_catalog.now() - p_window
+                  and m.created_at <= pg_catalog.now()
+                order by m.service_name, m.metric_name
+                limit 1
+              ) n
+    )
+    select s.service_name, s.metric_name, a.metric_type, a.unit, a.samples, a.last_recorded_at,
+           a.avg_value, a.pct[1], a.pct[2], a.pct[3]
+      from (select * from series limit p_limit) s
+     cross join lateral (
+           select max(m.metric_type) as metric_type, max(m.unit) as unit, count(*) as samples,
+                  max(m.created_at) as last_recorded_at, avg(m.value) as avg_value,
+                  percentile_cont(array[0.5, 0.95, 0.99]) within group (order by m.value) as pct
+             from public.system_metrics m
+            where m.service_name = s.service_name and m.metric_name = s.metric_name
+              and m.created_at >= pg_catalog.now() - p_window
+              and m.created_at <= pg_catalog.now()
+          ) a
+     order by s.service_name, s.metric_name
+$$;
+
 create or replace view public.route_cache_stats
 with (security_invoker = true)
 as
@@ -289,6 +382,20 @@ select r.total_routes,
               where c.namespace = 'route'
                 and c.bucket >= date_trunc('hour', now()) - interval '23 hours') l;
 
+create or replace view public.event_store_stats
+with (security_invoker = true)
+as
+select s.aggregate_type,
+       count(*) as stream_count,
+       sum(s.version)::bigint as event_count,
+       max(s.version) as longest_stream,
+       max(s.updated_at) as last_event_at,
+       (select count(*) from public.event_store e
+         where e.aggregate_type = s.aggregate_type
+           and e.created_at >= now() - interval '1 hour') as events_last_hour
+  from public.event_streams s
+ group by s.aggregate_type;
+
 
 drop function public.transaction_actor_role();
 drop function public.citus_table_of_shard(text);
@@ -308,14 +415,37 @@ revoke all on function public.cleanup_expired_routes() from public, anon, authen
 grant execute on function public.cleanup_expired_routes() to service_role;
 revoke all on table public.route_cache_stats from public, anon, authenticated, service_role;
 grant select on table public.route_cache_stats to service_role;
+revoke all on table public.event_store_stats from public, anon, authenticated, service_role;
+grant select on table public.event_store_stats to service_role;
+revoke all on function public.monitoring_payment_volume(interval, interval), public.monitoring_payment_open(),
+    public.monitoring_metric_series(interval, integer)
+    from public, anon, authenticated, service_role;
+grant execute on function public.monitoring_payment_volume(interval, interval), public.monitoring_payment_open(),
+    public.monitoring_metric_series(interval, integer)
+    to service_role;
 
 comment on function public.audit_row_change() is
     'Generic row-change audit trigger: writes an audit entry with old and new row for INSERT, UPDATE and DELETE. Opt a table in with enable_audit().';
 comment on function public.update_transaction_status(uuid, text, text, text, text) is
     'Moves a transaction along the state machine and returns true; false when it already has p_new_status (nothing written). Illegal transition -> PD002; unknown or not-yours -> PD004. Services may make any legal change; a signed-in user may only cancel their own pending payment, transfer or debit (42501 otherwise), and that cancellation changes only the status: p_error_message, p_error_code and p_provider_reference are the service''s (42501 from a user). Terminal states set completed_at; every change appends transaction_events.';
 comment on function public.stream_version(text, text) is 'Current version of a stream (0 when it does not exist). Service only.';
+comment on function public.transactions_before_insert() is
+    'Trigger: a new transaction starts pending with an amount valid for its currency; records it in transaction_directory (global id and reference uniqueness) and appends its creation event.';
+comment on function public.transactions_after_status_change() is
+    'Trigger: appends a transaction_events row (previous, new status, who) for every status change.';
+comment on function public.payments_refuse_change() is
+    'Trigger keeping transaction_events, transaction_directory and transaction_idempotency_keys append-only and transactions undeletable (PD006) for everyone but the table owner.';
+comment on function public.feature_flags_notify_change() is 'Trigger: NOTIFY platformdb_feature_flags with {op, key, environment, version} for every change (SDK clients reload that key).';
 comment on function public.cleanup_expired_routes() is 'Deletes routes past cached_until; returns how many. Service only.';
 comment on view public.route_cache_stats is
     'The route cache in one row: routes (fresh, expired, by provider), average distance, duration and traffic multiplier, oldest and newest, and lookups hits, misses and hit rate over the last 24 hours. Service only.';
+comment on view public.event_store_stats is
+    'Per aggregate type: streams, events, longest stream, last append and events in the last hour. Service only.';
+comment on function public.monitoring_payment_volume(interval, interval) is
+    'Dashboard and /metrics: transactions created within p_window per p_bucket, currency and current status, with count and amount (index-only scan of transactions_created_at_cover_idx). Read-only.';
+comment on function public.monitoring_payment_open() is
+    'Dashboard and /metrics: transactions still pending or processing and the age of the oldest (partial index transactions_open_status_idx). Read-only.';
+comment on function public.monitoring_metric_series(interval, integer) is
+    'Dashboard: each service/metric series with samples in p_window, with count, average, p50, p95 and p99 (a loose index scan over system_metrics_service_metric_time_idx). Read-only.';
 
 COMMIT;

@@ -2,6 +2,8 @@
 -- Every capability on a Citus coordinator with the same answers as on one PostgreSQL; on
 -- one PostgreSQL each function and view below answers exactly as it did.
 -- - on_citus_worker(): true on a Citus worker, false elsewhere (no Citus: false);
+--   citus_table_of_shard(name): the table a shard belongs to; transaction_actor_role(): the
+--   role a transaction event records (helpers of the triggers below);
 -- - audit_row_change(): on Citus the audit trigger of a reference table (feature_flags,
 --   feature_flag_segments) fires on every placement; it now writes its entry once, from the
 --   coordinator's placement (Citus lets a reference table's placement on the coordinator run
@@ -14,8 +16,16 @@
 --   create distributed plan");
 -- - cleanup_expired_routes: clock_timestamp() read once into a variable (no volatile call in
 --   the WHERE of a DELETE on a distributed table);
--- - route_cache_stats: the routes by provider as a derived table instead of a subquery in the
---   select list (Citus cannot push that down).
+-- - route_cache_stats, event_store_stats, monitoring_payment_open: a derived table instead of
+--   a subquery in the select list or a lateral subquery (Citus cannot push those down);
+-- - monitoring_payment_volume: PL/pgSQL instead of a parameterised SQL function;
+--   monitoring_metric_series too, and on Citus one aggregate grouped by series instead of the
+--   loose index scan (a recursive query, which Citus cannot run on a distributed table);
+-- - transactions_before_insert, transactions_after_status_change: the event's role through
+--   transaction_actor_role() (on a Citus worker, the role of the forwarded claims);
+-- - payments_refuse_change: names the table, not the shard, on Citus;
+-- - feature_flags_notify_change: notifies once, from the coordinator's placement (a worker's
+--   transaction is prepared for two-phase commit, which NOTIFY forbids).
 -- Sections: guard → functions → views → grants → comments.
 BEGIN;
 
@@ -378,6 +388,131 @@ begin
 end
 $$;
 
+create or replace function public.monitoring_payment_volume(
+    p_window interval default interval '24 hours',
+    p_bucket interval default interval '1 hour'
+)
+returns table (bucket timestamptz, currency text, status text, transactions bigint, amount numeric)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+#variable_conflict use_column
+begin
+    -- the arguments first: a filter on the rows would not run on an empty table
+    perform public.monitoring_checked_window(p_window, p_bucket);
+    -- PL/pgSQL rather than a parameterised SQL function: Citus plans the statement with the
+    -- values ("could not create distributed plan" otherwise); the same index-only scan
+    return query
+    select pg_catalog.date_bin(p_bucket, t.created_at, timestamptz '2000-01-03 00:00:00+00'),
+           t.currency, t.status, count(*), sum(t.amount)
+      from public.transactions t
+     where t.created_at >= pg_catalog.now() - p_window
+       and t.created_at <= pg_catalog.now()
+     group by 1, 2, 3
+     order by 1, 2, 3;
+end
+$$;
+
+create or replace function public.monitoring_payment_open()
+returns table (status text, open_count bigint, oldest_created_at timestamptz, oldest_age_seconds numeric)
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+    -- the open transactions grouped by status (the partial index transactions_open_status_idx),
+    -- joined to the two open states: a derived table Citus can plan, where a lateral subquery
+    -- per state could not be pushed down to the shards
+    select s.status, coalesce(o.open_count, 0), o.oldest_created_at,
+           coalesce(pg_catalog.date_part('epoch', pg_catalog.now() - o.oldest_created_at), 0)::numeric(14, 3)
+      from (values (1, 'pending'), (2, 'processing')) as s (ord, status)
+      left join (
+           select t.status, count(*) as open_count, min(t.created_at) as oldest_created_at
+             from public.transactions t
+            where t.status in ('pending', 'processing')
+            group by t.status
+          ) o on o.status = s.status
+     order by s.ord
+$$;
+
+create or replace function public.monitoring_metric_series(
+    p_window interval default interval '1 hour',
+    p_limit integer default 100
+)
+returns table (
+    service_name text, metric_name text, metric_type text, unit text, samples bigint,
+    last_recorded_at timestamptz, avg_value double precision, p50 double precision,
+    p95 double precision, p99 double precision
+)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+#variable_conflict use_column
+begin
+    -- the arguments first: a filter on the rows would not run on an empty table
+    perform public.monitoring_checked_window(p_window), public.monitoring_checked_limit(p_limit);
+    if exists (select 1 from pg_catalog.pg_extension where extname = 'citus') then
+        -- on Citus system_metrics is spread by service_name: one aggregate grouped by the
+        -- series (it contains the distribution column, so each shard computes its own series
+        -- whole) instead of the loose index scan, which is a recursive query Citus cannot run
+        return query
+        select x.service_name, x.metric_name, x.metric_type, x.unit, x.samples, x.last_recorded_at,
+               x.avg_value, x.pct[1], x.pct[2], x.pct[3]
+          from (select m.service_name, m.metric_name, max(m.metric_type) as metric_type,
+                       max(m.unit) as unit, count(*) as samples, max(m.created_at) as last_recorded_at,
+                       avg(m.value) as avg_value,
+                       percentile_cont(array[0.5, 0.95, 0.99]) within group (order by m.value) as pct
+                  from public.system_metrics m
+                 where m.created_at >= pg_catalog.now() - p_window
+                   and m.created_at <= pg_catalog.now()
+                 group by m.service_name, m.metric_name) x
+         order by x.service_name, x.metric_name
+         limit p_limit;
+        return;
+    end if;
+    return query
+        -- the (service_name, metric_name, created_at) index walked one series at a time (a
+        -- loose index scan), then each series' window aggregated through the same index
+        with recursive series as (
+            (select m.service_name, m.metric_name
+               from public.system_metrics m
+              where m.created_at >= pg_catalog.now() - p_window
+                and m.created_at <= pg_catalog.now()
+              order by m.service_name, m.metric_name
+              limit 1)
+            union all
+            select n.service_name, n.metric_name
+              from series s
+             cross join lateral (
+                   select m.service_name, m.metric_name
+                     from public.system_metrics m
+                    where (m.service_name, m.metric_name) > (s.service_name, s.metric_name)
+                      and m.created_at >= pg_catalog.now() - p_window
+                      and m.created_at <= pg_catalog.now()
+                    order by m.service_name, m.metric_name
+                    limit 1
+                  ) n
+        )
+        select s.service_name, s.metric_name, a.metric_type, a.unit, a.samples, a.last_recorded_at,
+               a.avg_value, a.pct[1], a.pct[2], a.pct[3]
+          from (select * from series limit p_limit) s
+         cross join lateral (
+               select max(m.metric_type) as metric_type, max(m.unit) as unit, count(*) as samples,
+                      max(m.created_at) as last_recorded_at, avg(m.value) as avg_value,
+                      percentile_cont(array[0.5, 0.95, 0.99]) within group (order by m.value) as pct
+                 from public.system_metrics m
+                where m.service_name = s.service_name and m.metric_name = s.metric_name
+                  and m.created_at >= pg_catalog.now() - p_window
+                  and m.created_at <= pg_catalog.now()
+              ) a
+         order by s.service_name, s.metric_name;
+end
+$$;
+
 -- ---------------------------------------------------------------------------------------
 -- views
 -- ---------------------------------------------------------------------------------------
@@ -416,6 +551,25 @@ select r.total_routes,
                 and c.bucket >= date_trunc('hour', now()) - interval '23 hours') l;
 
 
+create or replace view public.event_store_stats
+with (security_invoker = true)
+as
+select s.aggregate_type,
+       count(*) as stream_count,
+       sum(s.version)::bigint as event_count,
+       max(s.version) as longest_stream,
+       max(s.updated_at) as last_event_at,
+       coalesce(max(h.events), 0) as events_last_hour
+  from public.event_streams s
+  -- the last hour's events per type as a derived table (a subquery per type correlated on
+  -- aggregate_type, which is not the distribution column, is refused by Citus)
+  left join (select e.aggregate_type, count(*) as events
+               from public.event_store e
+              where e.created_at >= now() - interval '1 hour'
+              group by e.aggregate_type) h on h.aggregate_type = s.aggregate_type
+ group by s.aggregate_type;
+
+
 -- ---------------------------------------------------------------------------------------
 -- grants (replaced functions and views keep theirs; restated here)
 -- ---------------------------------------------------------------------------------------
@@ -442,6 +596,14 @@ revoke all on function public.cleanup_expired_routes() from public, anon, authen
 grant execute on function public.cleanup_expired_routes() to service_role;
 revoke all on table public.route_cache_stats from public, anon, authenticated, service_role;
 grant select on table public.route_cache_stats to service_role;
+revoke all on table public.event_store_stats from public, anon, authenticated, service_role;
+grant select on table public.event_store_stats to service_role;
+revoke all on function public.monitoring_payment_volume(interval, interval), public.monitoring_payment_open(),
+    public.monitoring_metric_series(interval, integer)
+    from public, anon, authenticated, service_role;
+grant execute on function public.monitoring_payment_volume(interval, interval), public.monitoring_payment_open(),
+    public.monitoring_metric_series(interval, integer)
+    to service_role;
 
 -- ---------------------------------------------------------------------------------------
 -- comments
@@ -457,8 +619,23 @@ comment on function public.audit_row_change() is
 comment on function public.update_transaction_status(uuid, text, text, text, text) is
     'Moves a transaction along the state machine and returns true; false when it already has p_new_status (nothing written). Illegal transition -> PD002; unknown or not-yours -> PD004. Services may make any legal change; a signed-in user may only cancel their own pending payment, transfer or debit (42501 otherwise), and that cancellation changes only the status: p_error_message, p_error_code and p_provider_reference are the service''s (42501 from a user). Terminal states set completed_at; every change appends transaction_events.';
 comment on function public.stream_version(text, text) is 'Current version of a stream (0 when it does not exist). Service only.';
+comment on function public.transactions_before_insert() is
+    'Trigger: a new transaction starts pending with an amount valid for its currency; records it in transaction_directory (global id and reference uniqueness) and appends its creation event.';
+comment on function public.transactions_after_status_change() is
+    'Trigger: appends a transaction_events row (previous, new status, who) for every status change.';
+comment on function public.payments_refuse_change() is
+    'Trigger keeping transaction_events, transaction_directory and transaction_idempotency_keys append-only and transactions undeletable (PD006) for everyone but the table owner.';
+comment on function public.feature_flags_notify_change() is 'Trigger: NOTIFY platformdb_feature_flags with {op, key, environment, version} for every change (SDK clients reload that key).';
 comment on function public.cleanup_expired_routes() is 'Deletes routes past cached_until; returns how many. Service only.';
 comment on view public.route_cache_stats is
     'The route cache in one row: routes (fresh, expired, by provider), average distance, duration and traffic multiplier, oldest and newest, and lookups hits, misses and hit rate over the last 24 hours. Service only.';
+comment on view public.event_store_stats is
+    'Per aggregate type: streams, events, longest stream, last append and events in the last hour. Service only.';
+comment on function public.monitoring_payment_volume(interval, interval) is
+    'Dashboard and /metrics: transactions created within p_window per p_bucket, currency and current status, with count and amount (index-only scan of transactions_created_at_cover_idx). Read-only.';
+comment on function public.monitoring_payment_open() is
+    'Dashboard and /metrics: transactions still pending or processing and the age of the oldest (partial index transactions_open_status_idx). Read-only.';
+comment on function public.monitoring_metric_series(interval, integer) is
+    'Dashboard: each service/metric series with samples in p_window, with count, average, p50, p95 and p99 (a loose index scan over system_metrics_service_metric_time_idx). Read-only.';
 
 COMMIT;

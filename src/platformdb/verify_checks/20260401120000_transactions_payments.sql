@@ -58,15 +58,18 @@ end
 $check$;
 
 -- check: every status change is in transaction_events and completed_at is set
+-- (the key's transaction first, then its rows: on Citus the keys and the transactions are in
+-- different co-location groups, which a join cannot span)
 select (select array_agg(e.new_status order by e.created_at)
           from public.transaction_events e
-          join public.transaction_idempotency_keys k on k.transaction_id = e.transaction_id
-         where k.idempotency_key = 'platformdb-verify') = array['pending', 'processing', 'completed']
+         where e.transaction_id = (select k.transaction_id from public.transaction_idempotency_keys k
+                                    where k.idempotency_key = 'platformdb-verify'))
+       = array['pending', 'processing', 'completed']
    and (select t.completed_at is not null
           from public.transactions t
-          join public.transaction_idempotency_keys k
-            on k.transaction_id = t.id and k.transaction_created_at = t.created_at
-         where k.idempotency_key = 'platformdb-verify');
+         where (t.id, t.created_at) = (select k.transaction_id, k.transaction_created_at
+                                         from public.transaction_idempotency_keys k
+                                        where k.idempotency_key = 'platformdb-verify'));
 
 -- check: get_transaction finds it through the directory
 select count(*) = 1 from public.transaction_idempotency_keys k,
