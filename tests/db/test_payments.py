@@ -308,7 +308,10 @@ def test_a_key_first_used_last_month_returns_the_same_transaction(
         "select to_char(date_trunc('month', now() - interval '1 month'), 'YYYYMM')"
     ).fetchone()
     assert last_month is not None
-    part = conn.execute("select tableoid::regclass::text from transactions where id = %s", (tx,)).fetchone()
+    # the partition (on Citus tableoid is the partition's shard, <partition>_<shard id>)
+    part = conn.execute(
+        "select regexp_replace(tableoid::regclass::text, '_[0-9]+$', '') from transactions where id = %s", (tx,)
+    ).fetchone()
     assert part == (f"transactions_p{last_month[0]}",)
 
     assert create(conn, user_a, 4200, key="renewal-2026") == tx
@@ -700,17 +703,19 @@ def test_append_only_tables_refuse_changes_even_with_rights(
         "grant update, delete on transaction_events, transaction_directory,"
         " transaction_idempotency_keys, transactions to service_role"
     )
-    for table, where in (
-        ("transaction_events", "transaction_id"),
-        ("transaction_directory", "id"),
-        ("transaction_idempotency_keys", "transaction_id"),
+    # each update sets a constant on a column that is not the table's distribution column on
+    # Citus (which refuses a volatile call or a new distribution value before any trigger runs)
+    for table, where, change in (
+        ("transaction_events", "transaction_id", "triggered_by = 'tampered'"),
+        ("transaction_directory", "id", "transaction_ref = 'TX-TAMPERED'"),
+        ("transaction_idempotency_keys", "transaction_id", "transaction_created_at = '2000-01-01'"),
     ):
         with refused("PD006", f"{table}: delete is not allowed; rows are kept forever"):
             with db.as_service(conn):
                 conn.execute(f"delete from {table} where {where} = %s", (tx,))
         with refused("PD006", f"{table}: update is not allowed; rows are kept forever"):
             with db.as_service(conn):
-                conn.execute(f"update {table} set user_id = gen_random_uuid() where {where} = %s", (tx,))
+                conn.execute(f"update {table} set {change} where {where} = %s", (tx,))
     with refused("PD006", "transactions: delete is not allowed"):
         with db.as_service(conn):
             conn.execute("delete from transactions where id = %s", (tx,))

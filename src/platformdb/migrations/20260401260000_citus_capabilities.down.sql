@@ -233,6 +233,18 @@ begin
 end
 $$;
 
+create or replace function public.feature_flag_segments_notify_change()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+    perform pg_catalog.pg_notify('platformdb_feature_flags', pg_catalog.json_build_object(
+        'op', 'segment', 'key', null, 'segment', coalesce(new.id, old.id))::text);
+    return null;
+end
+$$;
+
 create or replace function public.stream_version(p_aggregate_type text, p_aggregate_id text)
 returns integer
 language sql
@@ -403,7 +415,8 @@ drop function public.on_citus_worker();
 
 revoke all on function public.audit_row_change() from public, anon, authenticated, service_role;
 revoke all on function public.transactions_before_insert(), public.transactions_after_status_change(),
-    public.payments_refuse_change(), public.feature_flags_notify_change()
+    public.payments_refuse_change(), public.feature_flags_notify_change(),
+    public.feature_flag_segments_notify_change()
     from public, anon, authenticated, service_role;
 revoke all on function public.update_transaction_status(uuid, text, text, text, text)
     from public, anon, authenticated, service_role;
@@ -436,6 +449,7 @@ comment on function public.transactions_after_status_change() is
 comment on function public.payments_refuse_change() is
     'Trigger keeping transaction_events, transaction_directory and transaction_idempotency_keys append-only and transactions undeletable (PD006) for everyone but the table owner.';
 comment on function public.feature_flags_notify_change() is 'Trigger: NOTIFY platformdb_feature_flags with {op, key, environment, version} for every change (SDK clients reload that key).';
+comment on function public.feature_flag_segments_notify_change() is 'Trigger: NOTIFY platformdb_feature_flags {op: segment} (clients reload every flag).';
 comment on function public.cleanup_expired_routes() is 'Deletes routes past cached_until; returns how many. Service only.';
 comment on view public.route_cache_stats is
     'The route cache in one row: routes (fresh, expired, by provider), average distance, duration and traffic multiplier, oldest and newest, and lookups hits, misses and hit rate over the last 24 hours. Service only.';
