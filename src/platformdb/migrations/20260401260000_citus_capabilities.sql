@@ -590,15 +590,14 @@ select s.aggregate_type,
 -- ---------------------------------------------------------------------------------------
 -- grants (replaced functions and views keep theirs; restated here)
 -- ---------------------------------------------------------------------------------------
--- the helpers are called by triggers, which run as whoever writes the table (a role granted
--- rights by an operator too): executable by everyone; each reads only catalog facts or the
--- request's own settings
+-- the helpers are called by triggers, which run as whoever writes the table: executable by
+-- the API roles (and the owner); each reads only catalog facts or the request's own settings
 revoke all on function public.on_citus_worker(), public.citus_table_of_shard(text),
     public.transaction_actor_role()
     from public, anon, authenticated, service_role;
 grant execute on function public.on_citus_worker(), public.citus_table_of_shard(text),
     public.transaction_actor_role()
-    to public;
+    to anon, authenticated, service_role;
 revoke all on function public.audit_row_change() from public, anon, authenticated, service_role;
 revoke all on function public.transactions_before_insert(), public.transactions_after_status_change(),
     public.payments_refuse_change(), public.feature_flags_notify_change(),
@@ -627,11 +626,11 @@ grant execute on function public.monitoring_payment_volume(interval, interval), 
 -- comments
 -- ---------------------------------------------------------------------------------------
 comment on function public.citus_table_of_shard(text) is
-    'The table a Citus shard (named <table>_<shard id>) belongs to, or null (another name, or no Citus). Lets triggers running on shards name the table. Executable by everyone (triggers call it as the writing role).';
+    'The table a Citus shard (named <table>_<shard id>) belongs to, or null (another name, or no Citus). Lets triggers running on shards name the table. Executable by the API roles (triggers call it as the writing role).';
 comment on function public.transaction_actor_role() is
-    'The role a transaction event records: the role set for the request, else the session user; on a Citus worker, where the triggers run on a connection opened as the coordinator''s current user, the role of the forwarded JWT claims. Executable by everyone (triggers call it as the writing role).';
+    'The role a transaction event records: the role set for the request, else the session user; on a Citus worker, where the triggers run on a connection opened as the coordinator''s current user, the role of the forwarded JWT claims. Executable by the API roles (triggers call it as the writing role).';
 comment on function public.on_citus_worker() is
-    'True on a Citus worker node (its group is not the coordinator''s), false on the coordinator and without Citus. Lets a reference table''s row trigger act once, on the coordinator''s placement. Executable by everyone (triggers call it as the writing role).';
+    'True on a Citus worker node (its group is not the coordinator''s), false on the coordinator and without Citus. Lets a reference table''s row trigger act once, on the coordinator''s placement. Executable by the API roles (triggers call it as the writing role).';
 comment on function public.audit_row_change() is
     'Generic row-change audit trigger: writes an audit entry with old and new row for INSERT, UPDATE and DELETE. Opt a table in with enable_audit(). On Citus it writes once per change, from the coordinator''s placement (a reference table''s trigger fires on every placement), and names the table rather than the shard.';
 comment on function public.update_transaction_status(uuid, text, text, text, text) is
