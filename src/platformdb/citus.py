@@ -35,6 +35,7 @@ class Step:
     table: str
     what: str  # human summary
     sql: str
+    after_placement: bool = False  # a co-located foreign key: added once both tables are placed
 
 
 _CONSTRAINT = re.compile(r"^(PRIMARY KEY|UNIQUE|FOREIGN KEY)\b", re.IGNORECASE)
@@ -86,7 +87,9 @@ def _index_exists(conn: psycopg.Connection[Any], name: str) -> bool:
 
 
 def _norm(text: str) -> str:
-    return re.sub(r"\s+", " ", text.strip()).lower()
+    """A constraint definition compared without spaces and without the public. qualification
+    (pg_get_constraintdef leaves it out when public is on the search_path)."""
+    return re.sub(r"\s+|\bpublic\.", "", text.strip()).lower()
 
 
 def change_steps(conn: psycopg.Connection[Any] | None, table: str, p: Placement) -> list[Step]:
@@ -99,7 +102,18 @@ def change_steps(conn: psycopg.Connection[Any] | None, table: str, p: Placement)
         if kind == "constraint":
             if current is not None and _norm(current).startswith(_norm(value)):
                 continue
-            drop = f"drop constraint if exists {_q(name)}, " if current is not None else ""
+            if value.upper().startswith("FOREIGN KEY"):
+                # dropped before the table is placed (Citus refuses a key that is not co-located),
+                # added again once both sides are placed in the same group
+                if current is not None:
+                    steps.append(Step(table, f"drop {name} (re-added co-located)",
+                                      f"alter table {t} drop constraint if exists {_q(name)}"))
+                steps.append(Step(table, f"{name} → {value}",
+                                  f"alter table {t} add constraint {_q(name)} {value}", after_placement=True))
+                continue
+            # cascade: a foreign key that referenced the old key is re-added by its own table's
+            # change (the scaling-plan test insists every such key has one)
+            drop = f"drop constraint if exists {_q(name)} cascade, " if current is not None else ""
             steps.append(Step(table, f"{name} → {value}", f"alter table {t} {drop}add constraint {_q(name)} {value}"))
         elif kind == "index":
             m = _INDEX.match(value)
@@ -155,6 +169,55 @@ def policy_steps(conn: psycopg.Connection[Any], table: str) -> list[Step]:
                     f"alter policy {_q(name)} on public.{_q(table)} " + " ".join(parts),
                 )
             )
+    return steps
+
+
+# Columns with a default that a role may not name in an INSERT although it may insert into
+# other columns (column-level grants, e.g. a user's locations and payment methods). PostgreSQL
+# fills the defaults in on the coordinator and Citus sends them to the shard as explicit
+# columns, where the same role would be refused. The shards (only) get INSERT on those
+# columns: the coordinator still checks the columns the statement names against the
+# table's own grants, exactly as one PostgreSQL does.
+DEFAULT_COLUMNS = """
+select r.rolname, array_agg(a.attname::text order by a.attnum)::text[]
+  from pg_attribute a
+ cross join (select rolname from pg_roles where rolname in ('anon', 'authenticated', 'service_role')) r
+ where a.attrelid = to_regclass(%s) and a.attnum > 0 and not a.attisdropped and a.atthasdef
+   and a.attgenerated = ''
+   and not has_column_privilege(r.rolname, a.attrelid, a.attnum, 'INSERT')
+   and exists (select 1 from pg_attribute b
+                where b.attrelid = a.attrelid and b.attnum > 0 and not b.attisdropped
+                  and has_column_privilege(r.rolname, b.attrelid, b.attnum, 'INSERT'))
+ group by r.rolname order by 1
+"""
+
+
+def shard_grant_steps(conn: psycopg.Connection[Any] | None, table: str, placed: bool) -> list[Step]:
+    """GRANT INSERT on the default columns, on the shards of a distributed table (see above)."""
+    if conn is None:
+        return []
+    steps = []
+    for role, cols in conn.execute(DEFAULT_COLUMNS, (f"public.{table}",)).fetchall():
+        if placed:
+            missing = conn.execute(
+                "select count(*) filter (where not success or result <> 't')"
+                " from run_command_on_shards(%s, %s)",
+                (f"public.{table}",
+                 # role and columns from the catalog, quoted as literals
+                 "select bool_and(has_column_privilege(" + _lit(role) + ", '%s', c, 'INSERT'))"  # noqa: S608
+                 " from unnest(array[" + ", ".join(_lit(c) for c in cols) + "]) c"),
+            ).fetchone()
+            if missing is not None and missing[0] == 0:
+                continue
+        grant = f"grant insert ({', '.join(_q(c) for c in cols)}) on table %s to {_q(role)}"
+        steps.append(Step(
+            table,
+            f"shards: {role} may insert the defaults of {', '.join(cols)}",
+            "do $do$ begin if exists (select 1 from run_command_on_shards("  # noqa: S608 (quoted names)
+            f"{_lit('public.' + table)}, {_lit(grant)}) where not success) then"
+            f" raise exception 'grant on the shards of {table} failed'; end if; end $do$",
+            after_placement=True,
+        ))
     return steps
 
 
@@ -230,8 +293,17 @@ def plan_steps(conn: psycopg.Connection[Any] | None) -> list[Step]:
     for table in placement_order(conn):
         p = PLAN[table]
         if table in placed:
+            # a run that stopped between the placement and a co-located foreign key or the
+            # shards' grants (shards moved or split since are re-created from the table's
+            # own grants: running distribute again restores theirs)
+            steps += [c for c in change_steps(conn, table, p) if c.after_placement]
+            if p.kind == "distributed":
+                steps += shard_grant_steps(conn, table, placed=True)
             continue
-        steps += change_steps(conn, table, p)
+        changes = change_steps(conn, table, p)
+        if p.kind == "distributed":
+            changes += shard_grant_steps(conn, table, placed=False)
+        steps += [c for c in changes if not c.after_placement]
         if p.kind == "distributed" and conn is not None:
             steps += policy_steps(conn, table)
         t = _lit(f"public.{table}")
@@ -246,6 +318,7 @@ def plan_steps(conn: psycopg.Connection[Any] | None) -> list[Step]:
                     f"select create_distributed_table({t}, {_lit(str(p.column))}, colocate_with => {_lit(colocate)})",
                 )
             )
+        steps += [c for c in changes if c.after_placement]
     return steps
 
 

@@ -267,11 +267,14 @@ def set_role(conn: psycopg.Connection[Any], role: str, claims: dict[str, Any]) -
     """Inside the current transaction: become `role` with these JWT claims (SET LOCAL)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
-    # SET LOCAL (not set_config(…, true)): on a Citus coordinator with
+    # The claims with SET LOCAL (not set_config(…, true)): on a Citus coordinator with
     # citus.propagate_set_commands = 'local' it reaches the workers, where the row-level
-    # security of the shards reads the claims; on one PostgreSQL both are the same
+    # security of the shards reads the claims. The role with set_config(…, true), which Citus
+    # does not forward: Citus already connects to the workers as the current user, and a
+    # forwarded SET LOCAL ROLE would also switch the connections a SECURITY DEFINER function
+    # opens as its owner. On one PostgreSQL both forms are the same.
     conn.execute(sql.SQL("set local request.jwt.claims = {}").format(sql.Literal(json.dumps(claims))))
-    conn.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
+    conn.execute("select pg_catalog.set_config('role', %s, true)", (role,))
 
 
 @contextmanager

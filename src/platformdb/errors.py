@@ -112,11 +112,24 @@ CLASS_MAP: dict[str, type[PlatformDBError]] = {
 }
 
 
+# A Citus coordinator reports a constraint violation that a shard raised during a COPY (the
+# path of INSERT … SELECT into a distributed table) with the worker's message but without its
+# SQLSTATE (XX000): the message tells the class it had on the shard.
+_CITUS_COPY_VIOLATION = {
+    "violates check constraint": "23514",
+    "violates not-null constraint": "23502",
+    "violates unique constraint": "23505",
+    "violates foreign key constraint": "23503",
+}
+
+
 def from_psycopg(exc: psycopg.Error) -> PlatformDBError:
     state = exc.sqlstate or ""
-    cls = SQLSTATE_MAP.get(state) or CLASS_MAP.get(state[:2]) or PlatformDBError
     diag = exc.diag
     message = (diag.message_primary if diag else None) or str(exc)
+    if state == "XX000":
+        state = next((s for m, s in _CITUS_COPY_VIOLATION.items() if m in message), state)
+    cls = SQLSTATE_MAP.get(state) or CLASS_MAP.get(state[:2]) or PlatformDBError
     err = cls(message, sqlstate=state or None, hint=diag.message_hint if diag else None)
     err.__cause__ = exc
     return err

@@ -29,7 +29,7 @@ class CreatedObject:
     kind: str  # table, view, function, sequence, type, index
     schema: str
     name: str
-    replaces: bool = False  # CREATE OR REPLACE FUNCTION of a function an earlier file created
+    replaces: bool = False  # CREATE OR REPLACE (a function, or a view an earlier file created)
 
     def __str__(self) -> str:
         return f"{self.kind} {self.schema}.{self.name}"
@@ -54,7 +54,8 @@ def created_objects(sql: str) -> list[CreatedObject]:
         if isinstance(s, ast.CreateStmt):
             out.append(_rangevar("table", s.relation))
         elif isinstance(s, ast.ViewStmt):
-            out.append(_rangevar("view", s.view))
+            v = _rangevar("view", s.view)
+            out.append(CreatedObject(v.kind, v.schema, v.name, bool(s.replace)))
         elif isinstance(s, ast.CreateTableAsStmt) and s.into is not None:
             out.append(_rangevar("view" if s.objtype == 1 else "table", s.into.rel))
         elif isinstance(s, ast.CreateSeqStmt):
@@ -91,11 +92,17 @@ limit 1
 def new_names(m: Migration, earlier: list[Migration]) -> list[CreatedObject]:
     """What `m` creates in `public` under names of its own: not a function given a new body
     (OR REPLACE), nor one an earlier file created and `m` recreates with more parameters."""
-    ours = {(o.schema, o.name) for e in earlier for o in created_objects(e.text()) if o.kind == "function"}
+    earlier_objects = [o for e in earlier for o in created_objects(e.text())]
+    ours = {(o.schema, o.name) for o in earlier_objects if o.kind == "function"}
+    # a view an earlier file created, given a new definition (CREATE OR REPLACE VIEW)
+    our_views = {(o.schema, o.name) for o in earlier_objects if o.kind == "view"}
     return [
         o
         for o in created_objects(m.text())
-        if o.schema == "public" and not o.replaces and not (o.kind == "function" and (o.schema, o.name) in ours)
+        if o.schema == "public"
+        and not (o.replaces and o.kind == "function")
+        and not (o.kind == "function" and (o.schema, o.name) in ours)
+        and not (o.replaces and o.kind == "view" and (o.schema, o.name) in our_views)
     ]
 
 

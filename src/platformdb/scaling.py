@@ -62,29 +62,15 @@ PLAN: dict[str, Placement] = {
     ),
     "partition_settings": reference("a handful of rows read by maintenance everywhere"),
     # §3.2 WhatsApp
-    "whatsapp_sessions": distributed(
-        "phone_number",
-        "one row per phone; every webhook and activity update is keyed by the phone",
-        whatsapp_sessions_pkey="PRIMARY KEY (phone_number, id)",
-        whatsapp_sessions_business_user_id_key=(
-            "index (business_user_id): on Citus a unique key must include phone_number, so a"
-            " business-scoped user id is not unique there (open gap, docs/scaling.md)"
-        ),
+    "whatsapp_sessions": local(
+        "one row per phone or business-scoped user: the session state the local WhatsApp queues"
+        " reference by foreign key (kept on the coordinator with them); a session known only by"
+        " its business-scoped user id has no phone, which no distribution column could route"
     ),
     "whatsapp_message_queue": local(
-        "an outbound queue claimed globally by priority with SKIP LOCKED; thousands/s fit one node",
-        whatsapp_message_queue_session_fk=(
-            "drop: Citus keeps no foreign key from a local table to a distributed one; session_id"
-            " stays a hint (the sender reads the session by phone number)"
-        ),
+        "an outbound queue claimed globally by priority with SKIP LOCKED; thousands/s fit one node"
     ),
-    "whatsapp_inbound_messages": local(
-        "work queue for the app; small and short-lived",
-        whatsapp_inbound_messages_session_fk=(
-            "drop: Citus keeps no foreign key from a local table to a distributed one; session_id"
-            " stays a hint"
-        ),
-    ),
+    "whatsapp_inbound_messages": local("work queue for the app; small and short-lived"),
     "whatsapp_status_backlog": local("tiny buffer for statuses that outran the sender"),
     "whatsapp_quarantine": local("a handful of webhook items waiting for a fix; read by operators"),
     "whatsapp_templates": reference("the account's templates: a few hundred rows, read by every enqueue"),
@@ -101,8 +87,11 @@ PLAN: dict[str, Placement] = {
         payment_methods_pkey="PRIMARY KEY (user_id, id)",
     ),
     "transaction_directory": distributed(
-        "id",
-        "global lookup by transaction id (status changes by id) — a second, id-keyed co-location group",
+        "user_id",
+        "global lookup by transaction id (status changes by id), co-located with the user's"
+        " transactions: the insert trigger of transactions writes it on the same shard",
+        colocate_with="payment_methods",
+        transaction_directory_pkey="PRIMARY KEY (user_id, id)",
         transaction_directory_transaction_ref_key=(
             "index (transaction_ref): refs are unique by construction (a permuted sequence value,"
             " drawn on the coordinator where every insert is planned); the index keeps lookups by ref"
@@ -121,10 +110,14 @@ PLAN: dict[str, Placement] = {
         ),
     ),
     "transaction_events": distributed(
-        "transaction_id",
-        "co-located with transaction_directory (both hash the transaction id)",
-        colocate_with="transaction_directory",
-        transaction_events_pkey="PRIMARY KEY (transaction_id, id)",
+        "user_id",
+        "a transaction's history next to it: the status trigger of transactions appends here on"
+        " the same shard",
+        colocate_with="payment_methods",
+        transaction_events_pkey="PRIMARY KEY (user_id, id)",
+        transaction_events_transaction_fkey=(
+            "FOREIGN KEY (user_id, transaction_id) REFERENCES public.transaction_directory (user_id, id)"
+        ),
     ),
     "currencies": reference("ISO 4217 minor units, read by every money function"),
     # §3.4 registry and flags
@@ -147,11 +140,11 @@ PLAN: dict[str, Placement] = {
     "recurring_jobs": local("the schedule of background_jobs (FK target)"),
     "queue_retention": local("settings of the purge"),
     # §3.6 location and cache
-    "locations": distributed(
-        "user_id",
-        "a user's places together; nearby search fans out and merges KNN per shard",
-        colocate_with="payment_methods",
-        locations_pkey="UNIQUE (user_id, id)",
+    "locations": local(
+        "public pickup and dropoff points have no user (no distribution value; a table of their"
+        " own would change the one-node schema), one current place per user is a unique key on"
+        " user_id alone, and one node answers a nearby search in well under a millisecond on a"
+        " million points: the spatial table stays on the coordinator"
     ),
     "routes": distributed("id", "a cache of routing answers; matched by endpoints on every shard"),
     "cache_entries": distributed("key", "key-value access by key only"),
@@ -168,23 +161,4 @@ PLAN: dict[str, Placement] = {
 # tests/db/test_scaling_plan.py (problem prefix → why it is open and how it closes). The test
 # fails on any other problem, and on an entry here that no longer matches a problem (a closed
 # gap leaves the list). docs/scaling.md, "Open gaps", says the same.
-KNOWN_GAPS: dict[str, str] = {
-    "transactions: trigger transactions_before_insert": (
-        "the insert trigger writes transaction_directory and transaction_events (the id-keyed"
-        " group) from the user's shard; closes when create_transaction writes the directory and"
-        " the first event itself (two router statements in one distributed transaction)"
-    ),
-    "transactions: trigger transactions_after_status_change": (
-        "the status trigger appends to transaction_events (id-keyed group); closes when"
-        " update_transaction_status appends the event itself"
-    ),
-    "feature_flags: trigger platformdb_audit": (
-        "the audit trigger fires on every placement of the reference table and writes the"
-        " distributed system_audit_logs; closes when upsert_feature_flag writes its audit entry"
-        " itself (one statement on the coordinator)"
-    ),
-    "feature_flag_segments: trigger platformdb_audit": (
-        "as for feature_flags: the audit trigger fires on every placement of the reference table;"
-        " closes the same way (the segment functions write their audit entry themselves)"
-    ),
-}
+KNOWN_GAPS: dict[str, str] = {}

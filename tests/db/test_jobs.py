@@ -136,7 +136,8 @@ def test_a_job_that_outlives_its_timeout_is_claimed_again_with_the_attempt_count
         c.execute("set role service_role")
     jid = jobs.schedule_job(a, "slow.job", "slow", {}, timeout_seconds=1)
     jobs.claim_jobs(a, ["slow.job"], 1, "stuck")
-    conn.execute("select pg_terminate_backend(%s)", (a.info.backend_pid,))
+    # ::integer: Citus adds a pg_terminate_backend(bigint, bigint) that a small int would match too
+    conn.execute("select pg_terminate_backend(%s::integer)", (a.info.backend_pid,))
     for _ in range(500):
         if conn.execute(
             "select locked_until < clock_timestamp() from public.background_jobs where id = %s", (jid,)

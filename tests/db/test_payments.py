@@ -20,6 +20,7 @@ import pytest
 
 from platformdb import db, errors, migrate
 from platformdb.sdk import payments as pay
+from tests import shared_db
 from tests.catalog import snapshot
 from tests.helpers import count
 from tests.helpers import raises_sqlstate as refused
@@ -127,12 +128,15 @@ def test_a_duplicate_ref_or_id_is_refused_across_months(conn: psycopg.Connection
     tx = create(conn, user_a)
     ref = row(conn, tx)["transaction_ref"]
     later = datetime.now(UTC) + timedelta(days=40)
-    with refused("23505", "transaction_directory_transaction_ref_key"):
-        conn.execute(
-            "insert into transactions (user_id, type, amount, transaction_ref, created_at)"
-            " values (%s, 'payment', 10, %s, %s)",
-            (user_a, ref, later),
-        )
+    if not shared_db.on_citus(conn):
+        # on Citus a unique key must carry user_id: there transaction_ref is a plain index and
+        # references are unique by construction only (docs/scaling.md, "What Citus changes")
+        with refused("23505", "transaction_directory_transaction_ref_key"):
+            conn.execute(
+                "insert into transactions (user_id, type, amount, transaction_ref, created_at)"
+                " values (%s, 'payment', 10, %s, %s)",
+                (user_a, ref, later),
+            )
     with refused("23505", "transaction_directory_pkey"):
         conn.execute(
             "insert into transactions (id, user_id, type, amount, created_at)"
@@ -231,9 +235,14 @@ def test_32_connections_creating_with_one_key_at_once_make_one_transaction(
 
 
 def _wait_until_waiting_on_a_lock(conn: psycopg.Connection[Any], pid: int) -> None:
+    # on Citus the key's row lock is taken on the worker holding its shard: the coordinator's
+    # backend waits for the worker, and the lock wait shows in citus_lock_waits
+    citus = shared_db.on_citus(conn)
     for _ in range(600):
         r = conn.execute("select wait_event_type from pg_stat_activity where pid = %s", (pid,)).fetchone()
         if r and r[0] == "Lock":
+            return
+        if citus and conn.execute("select exists (select 1 from citus_lock_waits)").fetchone() == (True,):
             return
         time.sleep(0.05)
     pytest.fail(f"backend {pid} never waited on the first caller's key")
@@ -278,26 +287,36 @@ def test_a_key_first_used_last_month_returns_the_same_transaction(
     conn.execute("select create_monthly_partitions('public.transactions', 0, now() - interval '1 month')")
     with conn.transaction():
         conn.execute("set local session_replication_role = replica")
-        conn.execute(
-            "update transactions set created_at = created_at - interval '1 month',"
-            " initiated_at = initiated_at - interval '1 month' where id = %s",
+        # the new times as values (Citus refuses a STABLE timestamptz - interval over a column
+        # in an UPDATE of a distributed table)
+        was = conn.execute(
+            "select created_at - interval '1 month', initiated_at - interval '1 month'"
+            " from transactions where id = %s",
             (tx,),
-        )
-        conn.execute(
-            "update transaction_directory set created_at = created_at - interval '1 month' where id = %s",
+        ).fetchone()
+        key_at = conn.execute(
+            "select created_at - interval '1 month' from transaction_idempotency_keys where transaction_id = %s",
             (tx,),
-        )
+        ).fetchone()
+        assert was is not None and key_at is not None
+        was = (*was, key_at[0])
         conn.execute(
-            "update transaction_idempotency_keys set created_at = created_at - interval '1 month',"
-            " transaction_created_at = transaction_created_at - interval '1 month'"
+            "update transactions set created_at = %s, initiated_at = %s where id = %s", (was[0], was[1], tx)
+        )
+        conn.execute("update transaction_directory set created_at = %s where id = %s", (was[0], tx))
+        conn.execute(
+            "update transaction_idempotency_keys set created_at = %s, transaction_created_at = %s"
             " where transaction_id = %s",
-            (tx,),
+            (was[2], was[0], tx),
         )
     last_month = conn.execute(
         "select to_char(date_trunc('month', now() - interval '1 month'), 'YYYYMM')"
     ).fetchone()
     assert last_month is not None
-    part = conn.execute("select tableoid::regclass::text from transactions where id = %s", (tx,)).fetchone()
+    # the partition (on Citus tableoid is the partition's shard, <partition>_<shard id>)
+    part = conn.execute(
+        "select regexp_replace(tableoid::regclass::text, '_[0-9]+$', '') from transactions where id = %s", (tx,)
+    ).fetchone()
     assert part == (f"transactions_p{last_month[0]}",)
 
     assert create(conn, user_a, 4200, key="renewal-2026") == tx
@@ -689,17 +708,19 @@ def test_append_only_tables_refuse_changes_even_with_rights(
         "grant update, delete on transaction_events, transaction_directory,"
         " transaction_idempotency_keys, transactions to service_role"
     )
-    for table, where in (
-        ("transaction_events", "transaction_id"),
-        ("transaction_directory", "id"),
-        ("transaction_idempotency_keys", "transaction_id"),
+    # each update sets a constant on a column that is not the table's distribution column on
+    # Citus (which refuses a volatile call or a new distribution value before any trigger runs)
+    for table, where, change in (
+        ("transaction_events", "transaction_id", "triggered_by = 'tampered'"),
+        ("transaction_directory", "id", "transaction_ref = 'TX-TAMPERED'"),
+        ("transaction_idempotency_keys", "transaction_id", "transaction_created_at = '2000-01-01'"),
     ):
         with refused("PD006", f"{table}: delete is not allowed; rows are kept forever"):
             with db.as_service(conn):
                 conn.execute(f"delete from {table} where {where} = %s", (tx,))
         with refused("PD006", f"{table}: update is not allowed; rows are kept forever"):
             with db.as_service(conn):
-                conn.execute(f"update {table} set user_id = gen_random_uuid() where {where} = %s", (tx,))
+                conn.execute(f"update {table} set {change} where {where} = %s", (tx,))
     with refused("PD006", "transactions: delete is not allowed"):
         with db.as_service(conn):
             conn.execute("delete from transactions where id = %s", (tx,))
@@ -761,7 +782,11 @@ def test_a_user_cannot_see_change_or_add_another_users_methods(
                 " values (%s, 'card', 'visa', '****1111')",
                 (user_b,),
             )
-    with refused("42501", "permission denied"):
+    # the owner of a method never changes: no column privilege on user_id (on a Citus
+    # coordinator, where user_id is the distribution column, Citus's planner refuses any change
+    # of it before privileges are checked)
+    state, why = ("0A000", "partition value") if shared_db.on_citus(conn) else ("42501", "permission denied")
+    with refused(state, why):
         with db.as_user(conn, user_b):
             conn.execute("update payment_methods set user_id = %s where id = %s", (user_a, pm_b))
     assert conn.execute("select user_id, label, is_default from payment_methods").fetchall() == [

@@ -1,7 +1,9 @@
 """The dashboard's SQL, planned the way PostgreSQL runs it, and the partition-scan rule.
 
 The read functions of migration 20260401170000 are LANGUAGE sql: their body is one query
-(after a statement checking the arguments) whose parameters appear by name. `targets()`
+(after a statement checking the arguments) whose parameters appear by name; a few are
+PL/pgSQL (Citus cannot plan a parameterised SQL function) and end with that query as their
+one-node RETURN QUERY. `targets()`
 turns each query into a prepared statement (parameters renamed $1…$n) with the values the
 dashboard passes, for every window it offers; `seq_scans_of_partitions()` walks an
 EXPLAIN (FORMAT JSON) plan and returns the sequential scans of partitioned tables (or of
@@ -71,11 +73,39 @@ def _values(name: str, w: q.Window, series: tuple[str, str]) -> dict[str, Any]:
     }
 
 
-def targets(conn: psycopg.Connection[Any], series: tuple[str, str]) -> Iterator[Target]:
-    """Every SQL monitoring function × every dashboard window (or once when it has none)."""
+def _final_return_query(src: str) -> str | None:
+    """The query of the last RETURN QUERY of a PL/pgSQL body ending `…; end`, or None."""
+    low = src.lower()
+    start = low.rfind("return query")
+    end = low.rstrip().rfind("end")
+    if start < 0 or end < start:
+        return None
+    return src[start + len("return query") : end].strip().rstrip(";").strip()
+
+
+def _bodies(conn: psycopg.Connection[Any]) -> Iterator[tuple[str, str, list[str], list[str]]]:
+    """(name, query, argument names, argument types) of each monitoring function: the last
+    query of a SQL function, or the final RETURN QUERY of a PL/pgSQL one (a function that
+    answers differently on Citus ends with its one-node query)."""
     for name, src, argnames, argtypes in functions(conn, "sql"):
+        yield name, list(split(src))[-1], argnames, argtypes  # statements before it check the arguments
+    partitioned = [
+        r[0]
+        for r in conn.execute(
+            "select relname from pg_class where relkind = 'p' and relnamespace = 'public'::regnamespace"
+        ).fetchall()
+    ]
+    for name, src, argnames, argtypes in functions(conn, "plpgsql"):
+        body = _final_return_query(src)
+        # only those reading a partitioned table: the partition rule is about them
+        if body and any(re.search(rf"\bpublic\.{t}\b", body) for t in partitioned):
+            yield name, body, argnames, argtypes
+
+
+def targets(conn: psycopg.Connection[Any], series: tuple[str, str]) -> Iterator[Target]:
+    """Every monitoring function's query × every dashboard window (or once when it has none)."""
+    for name, body, argnames, argtypes in _bodies(conn):
         names = list(argnames)[: len(argtypes)]
-        body = list(split(src))[-1]  # the query; statements before it only check the arguments
         for i, n in enumerate(names, 1):
             body = re.sub(rf"\b{re.escape(n)}\b", f"${i}", body)
         windows = list(q.WINDOWS.values()) if "p_window" in names else [q.WINDOWS["24h"]]

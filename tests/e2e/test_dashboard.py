@@ -485,6 +485,8 @@ def test_no_dashboard_query_scans_a_partition_sequentially(plan_conn: psycopg.Co
         ).fetchall()
     }
     for name, src, *_ in plans.functions(plan_conn, "plpgsql"):
+        if name in sql_functions:
+            continue  # its query is planned here (its final RETURN QUERY)
         touched = {t for t in partitioned if re.search(rf"\b{t}\b", src)}
         assert not touched, f"{name} (PL/pgSQL, not planned here) reads {touched}"
     assert len(targets) >= 30

@@ -159,6 +159,10 @@ class FileContext:
         o = self.reg.functions.get(key)
         return o is not None and o.file < self.index
 
+    def relation_existed_before(self, key: tuple[str, str]) -> bool:
+        o = self.reg.relations.get(key)
+        return o is not None and o.file < self.index
+
     def _origin(self) -> Origin:
         return Origin(self.index, self.line)
 

@@ -42,6 +42,18 @@ TABLES = [
 
 # Functions anon may execute (platformdb verify's allow list), with why.
 ANON_EXECUTE = {
+    "on_citus_worker": (
+        "called by row triggers as whoever writes the table; answers only whether this node is"
+        " a Citus worker (false without Citus)"
+    ),
+    "citus_table_of_shard": (
+        "called by row triggers as whoever writes the table; maps a Citus shard's name to its"
+        " table's name from the catalog"
+    ),
+    "transaction_actor_role": (
+        "called by the transactions triggers as whoever writes the table; returns the caller's"
+        " own role (or, on a Citus worker, the role of the request's own JWT claims)"
+    ),
     "propagate_request_claims": (
         "PostgREST's db-pre-request runs it for every request, anonymous ones too; it only"
         " re-issues the request's own JWT claims as SET LOCAL (so that Citus forwards them to"

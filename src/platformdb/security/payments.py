@@ -56,7 +56,9 @@ TABLES = [
         insert="""insert into public.transaction_directory (id, transaction_ref, user_id, created_at)
                   values (gen_random_uuid(), 'TX-FORGED-' || left(%(owner)s::text, 8),
                           %(owner)s, now())""",
-        update="user_id = gen_random_uuid()",
+        # a constant, not gen_random_uuid(): Citus refuses volatile calls in an UPDATE of a
+        # distributed table before privileges are checked (the cell would test Citus instead)
+        update="transaction_ref = 'TX-TAMPERED-' || left(%(owner)s::text, 8)",
         owner="s",
         service="s",
         why="global id/reference index written by the insert trigger; a user reads their own",
@@ -68,7 +70,7 @@ TABLES = [
         insert="""insert into public.transaction_idempotency_keys
                       (idempotency_key, transaction_id, transaction_created_at, user_id)
                   values ('forged-' || %(owner)s::text, gen_random_uuid(), now(), %(owner)s)""",
-        update="transaction_id = gen_random_uuid()",
+        update="transaction_id = %(owner)s",
         service="s",
         why="idempotency bookkeeping of create_transaction; services may inspect it",
     ),

@@ -24,6 +24,8 @@ def check_file(ctx: FileContext) -> None:
             if key[0] == "public" and key not in ctx.partitions:
                 if kind == "function" and ctx.function_existed_before(key):
                     continue  # CREATE OR REPLACE of an earlier file's function
+                if table is ctx.views and ctx.relation_existed_before(key):
+                    continue  # CREATE OR REPLACE VIEW of an earlier file's view
                 needed.setdefault(key[1], line)
     if not needed:
         return
