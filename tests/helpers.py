@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -39,3 +40,20 @@ def raises_sqlstate(sqlstate: str, match: str | None = None) -> Iterator[pytest.
 
 def as_role(conn: psycopg.Connection[Any], role: str, user_id: Any = None) -> Any:
     return db.acting_as(conn, role, user_id)
+
+
+def wait_until_waiting_on_a_lock(conn: psycopg.Connection[Any], pid: int) -> None:
+    """Wait until backend `pid` waits on a lock (the state a test wants, not a duration). On a
+    Citus coordinator the lock is taken on the worker holding the shard: the coordinator's
+    backend waits for the worker, and the lock wait shows in citus_lock_waits."""
+    from tests import shared_db
+
+    citus = shared_db.on_citus(conn)
+    for _ in range(600):
+        r = conn.execute("select wait_event_type from pg_stat_activity where pid = %s", (pid,)).fetchone()
+        if r and r[0] == "Lock":
+            return
+        if citus and conn.execute("select exists (select 1 from citus_lock_waits)").fetchone() == (True,):
+            return
+        time.sleep(0.02)
+    pytest.fail(f"backend {pid} never waited on a lock")

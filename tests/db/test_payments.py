@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import shutil
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -22,7 +21,7 @@ from platformdb import db, errors, migrate
 from platformdb.sdk import payments as pay
 from tests import shared_db
 from tests.catalog import snapshot
-from tests.helpers import count
+from tests.helpers import count, wait_until_waiting_on_a_lock
 from tests.helpers import raises_sqlstate as refused
 
 STATUSES = pay.STATUSES
@@ -234,20 +233,6 @@ def test_32_connections_creating_with_one_key_at_once_make_one_transaction(
     assert events(conn, ids[0]) == [(None, "pending")]
 
 
-def _wait_until_waiting_on_a_lock(conn: psycopg.Connection[Any], pid: int) -> None:
-    # on Citus the key's row lock is taken on the worker holding its shard: the coordinator's
-    # backend waits for the worker, and the lock wait shows in citus_lock_waits
-    citus = shared_db.on_citus(conn)
-    for _ in range(600):
-        r = conn.execute("select wait_event_type from pg_stat_activity where pid = %s", (pid,)).fetchone()
-        if r and r[0] == "Lock":
-            return
-        if citus and conn.execute("select exists (select 1 from citus_lock_waits)").fetchone() == (True,):
-            return
-        time.sleep(0.05)
-    pytest.fail(f"backend {pid} never waited on the first caller's key")
-
-
 @pytest.mark.parametrize("first_commits", [True, False])
 def test_a_concurrent_caller_waits_for_the_first_and_takes_its_outcome(
     conn: psycopg.Connection[Any],
@@ -266,7 +251,7 @@ def test_a_concurrent_caller_waits_for_the_first_and_takes_its_outcome(
         with db.as_service(a):
             first = pay.create_transaction(a, user_a, "payment", 900, "RWF", "held-key")
             thread.start()
-            _wait_until_waiting_on_a_lock(conn, b.info.backend_pid)
+            wait_until_waiting_on_a_lock(conn, b.info.backend_pid)
             if not first_commits:
                 raise RuntimeError("roll back the first caller")
     except RuntimeError:
