@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,3 +58,33 @@ def wait_until_waiting_on_a_lock(conn: psycopg.Connection[Any], pid: int) -> Non
             return
         time.sleep(0.02)
     pytest.fail(f"backend {pid} never waited on a lock")
+
+
+class ServedApp:
+    """An ASGI app served by uvicorn on a free loopback port, in a thread (`with ServedApp(app) as s`)."""
+
+    def __init__(self, app: Any):
+        import uvicorn
+
+        from platformdb.devdb import free_port
+
+        self.port = free_port()
+        self.app = app
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ServedApp:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert time.monotonic() < deadline, "the app did not start"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"

@@ -7,10 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,43 +16,15 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-import uvicorn
 from UnleashClient import UnleashClient
 
 from platformdb.sdk import flag_io, flags
 from platformdb.sdk.unleash_api import ApiSettings, create_app
+from tests.helpers import ServedApp
 
 CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "flag_corpus"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    def __init__(self, settings: ApiSettings):
-        self.port = _free_port()
-        self.app = create_app(settings)
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="error"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
 
 CLIENT = "client-" + uuid.uuid4().hex
@@ -64,9 +33,9 @@ ADMIN = "admin-" + uuid.uuid4().hex
 
 
 @pytest.fixture
-def server(db_url: str) -> Iterator[Server]:
+def server(db_url: str) -> Iterator[ServedApp]:
     settings = ApiSettings(db_url, {CLIENT: "production", STAGING: "staging"}, (ADMIN,))
-    with Server(settings) as s:
+    with ServedApp(create_app(settings)) as s:
         yield s
 
 
@@ -77,7 +46,7 @@ def _load(conn: psycopg.Connection[Any], name: str) -> dict[str, Any]:
     return spec
 
 
-def test_unleash_python_sdk_gives_our_answers(conn: psycopg.Connection[Any], server: Server, tmp_path: Path) -> None:
+def test_unleash_python_sdk_gives_our_answers(conn: psycopg.Connection[Any], server: ServedApp, tmp_path: Path) -> None:
     specs = [_load(conn, n) for n in ("P02-operators.json", "P03-segments-dependencies.json", "P04-variants.json")]
     client = UnleashClient(
         url=server.url + "/api",
@@ -113,7 +82,7 @@ def test_unleash_python_sdk_gives_our_answers(conn: psycopg.Connection[Any], ser
         client.destroy()
 
 
-def test_tokens_environments_and_etag(conn: psycopg.Connection[Any], server: Server) -> None:
+def test_tokens_environments_and_etag(conn: psycopg.Connection[Any], server: ServedApp) -> None:
     flags.upsert_flag(conn, "prod-only", environment="production", enabled=True, strategies=[{"name": "default"}])
     flags.upsert_flag(conn, "stage-only", environment="staging", enabled=True, strategies=[{"name": "default"}])
     with httpx.Client(base_url=server.url) as http:
@@ -139,7 +108,7 @@ def test_tokens_environments_and_etag(conn: psycopg.Connection[Any], server: Ser
         assert r5.status_code == 200 and r5.json()["features"][0]["enabled"] is False
 
 
-def test_register_and_metrics_go_into_the_evaluation_counts(conn: psycopg.Connection[Any], server: Server) -> None:
+def test_register_and_metrics_go_into_the_evaluation_counts(conn: psycopg.Connection[Any], server: ServedApp) -> None:
     flags.upsert_flag(conn, "counted", enabled=True, strategies=[{"name": "default"}])
     with httpx.Client(base_url=server.url) as http:
         r = http.post(
@@ -211,7 +180,7 @@ def _node_sdk() -> Path:
     return NODE_CACHE / NODE_SCRIPT.name
 
 
-def test_unleash_node_sdk_gives_our_answers(conn: psycopg.Connection[Any], server: Server, tmp_path: Path) -> None:
+def test_unleash_node_sdk_gives_our_answers(conn: psycopg.Connection[Any], server: ServedApp, tmp_path: Path) -> None:
     script = _node_sdk()
     specs = [_load(conn, n) for n in ("P02-operators.json", "P03-segments-dependencies.json", "P04-variants.json")]
     cases: list[dict[str, Any]] = []

@@ -6,9 +6,6 @@ dependencies; everything escaped)."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +14,6 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-import uvicorn
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from starlette.testclient import TestClient
@@ -26,7 +22,7 @@ from UnleashClient import UnleashClient
 from platformdb.dashboard import access
 from platformdb.dashboard.app import Settings, create_app
 from platformdb.sdk import flag_io, flags
-from tests.helpers import raises_sqlstate
+from tests.helpers import ServedApp, raises_sqlstate
 
 CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "flag_corpus"
 DASHBOARD_TOKEN = "dashboard-" + uuid.uuid4().hex
@@ -35,40 +31,10 @@ STAGING = "staging-" + uuid.uuid4().hex
 ADMIN = "admin-" + uuid.uuid4().hex
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Running:
-    """The dashboard app served by uvicorn on a loopback port."""
-
-    def __init__(self, settings: Settings):
-        self.port = _free_port()
-        self.app = create_app(settings)
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="error"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Running:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline, "dashboard did not start"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
 
 @pytest.fixture
-def dashboard(db_url: str) -> Iterator[Running]:
+def dashboard(db_url: str) -> Iterator[ServedApp]:
     settings = Settings(
         database_url=db_url,
         token=DASHBOARD_TOKEN,
@@ -76,7 +42,7 @@ def dashboard(db_url: str) -> Iterator[Running]:
         flags_client_tokens={CLIENT: "production", STAGING: "staging"},
         flags_admin_tokens=(ADMIN,),
     )
-    with Running(settings) as running:
+    with ServedApp(create_app(settings)) as running:
         yield running
 
 
@@ -88,7 +54,7 @@ def _load(conn: psycopg.Connection[Any], name: str) -> dict[str, Any]:
 
 
 def test_unleash_sdk_against_the_running_dashboard_gives_our_answers(
-    conn: psycopg.Connection[Any], dashboard: Running, tmp_path: Path
+    conn: psycopg.Connection[Any], dashboard: ServedApp, tmp_path: Path
 ) -> None:
     specs = [_load(conn, n) for n in ("P02-operators.json", "P03-segments-dependencies.json", "P04-variants.json")]
     client = UnleashClient(
@@ -123,7 +89,7 @@ def test_unleash_sdk_against_the_running_dashboard_gives_our_answers(
         client.destroy()
 
 
-def test_the_mounted_api_has_its_own_tokens_and_counts(conn: psycopg.Connection[Any], dashboard: Running) -> None:
+def test_the_mounted_api_has_its_own_tokens_and_counts(conn: psycopg.Connection[Any], dashboard: ServedApp) -> None:
     flags.upsert_flag(conn, "prod-only", environment="production", enabled=True, strategies=[{"name": "default"}])
     flags.upsert_flag(conn, "stage-only", environment="staging", enabled=True, strategies=[{"name": "default"}])
     with httpx.Client(base_url=dashboard.url) as http:
