@@ -67,6 +67,18 @@ def test_a_signed_body_nested_past_the_parser_s_depth_is_a_400(db_url: str, conn
     assert count(conn, "whatsapp_inbound_messages") == 0
 
 
+@pytest.mark.parametrize("body", [b"Infinity", b"NaN", b'{"entry": [{"id": -Infinity}]}'])
+def test_a_signed_body_with_a_non_json_number_is_a_400(db_url: str, conn: psycopg.Connection[Any], body: bytes) -> None:
+    # found by the deep webhook fuzz: json.loads reads NaN and Infinity, jsonb refuses them, the
+    # store failed and the receiver answered 500 ("temporarily unable to store")
+    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": payloads.sign(body, SECRET)}
+    with TestClient(create_app(db_url, SECRET, "verify"), raise_server_exceptions=False) as client:
+        r = client.post(WEBHOOK_PATH, content=body, headers=headers)
+    assert r.status_code == 400, (r.status_code, r.text[:200])
+    assert "not a JSON value" in r.text
+    assert count(conn, "whatsapp_inbound_messages") == 0
+
+
 def test_a_signed_body_nested_deeper_than_any_notification_is_quarantined(
     db_url: str, conn: psycopg.Connection[Any]
 ) -> None:

@@ -246,11 +246,16 @@ def _dict(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
+def _not_json(name: str) -> Any:
+    # NaN, Infinity and -Infinity: Python's json reads them, JSON (RFC 8259) and jsonb do not
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def parse_webhook(body: bytes) -> WebhookBatch:
     """Everything a validly signed notification carries: what can be stored, and each item
     that cannot (quarantined with its reason). MalformedPayload only when it is not JSON."""
     try:
-        doc = json.loads(body)
+        doc = json.loads(body, parse_constant=_not_json)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise MalformedPayload(f"body is not JSON: {exc}") from exc
     batch = WebhookBatch(notification_id=notification_id(body))
