@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -88,3 +90,61 @@ class ServedApp:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+FLAG_CORPUS = Path(__file__).resolve().parent / "fixtures" / "flag_corpus"
+
+
+def load_flag_corpus(conn: psycopg.Connection[Any], name: str) -> dict[str, Any]:
+    """One file of the committed flag corpus, its flags imported into the database."""
+    from platformdb.sdk import flag_io
+
+    spec: dict[str, Any] = json.loads((FLAG_CORPUS / name).read_text(encoding="utf-8"))
+    result = flag_io.import_state(conn, spec["state"], environment="all")
+    assert not result.refused, result.refused
+    return spec
+
+
+def assert_unleash_sdk_agrees(
+    conn: psycopg.Connection[Any], api_url: str, token: str, cache_directory: Path, app_name: str
+) -> None:
+    """Unleash's Python SDK (UnleashClient from PyPI), pointed at our client API at `api_url`,
+    gives our SQL's answers and the corpus's expectations on more than 1,000 cases."""
+    from UnleashClient import UnleashClient
+
+    from platformdb.sdk import flags
+
+    names = ("P02-operators.json", "P03-segments-dependencies.json", "P04-variants.json")
+    specs = [load_flag_corpus(conn, n) for n in names]
+    client = UnleashClient(
+        url=api_url,
+        app_name=app_name,
+        custom_headers={"Authorization": token},
+        disable_metrics=True,
+        disable_registration=True,
+        refresh_interval=3600,
+        cache_directory=str(cache_directory),
+    )
+    client.initialize_client()
+    try:
+        assert client.is_initialized
+        n = 0
+        for spec in specs:
+            for t in spec["tests"]:
+                key, ctx = t["toggleName"], t["context"]
+                ours = flags.is_feature_enabled(conn, key, None, "production", ctx)
+                assert client.is_enabled(key, ctx) == ours == t["expectedResult"], t["description"]
+                n += 1
+            for t in spec["variantTests"]:
+                key, ctx = t["toggleName"], t["context"]
+                ours_v = flags.get_feature_variant(conn, key, None, "production", ctx)
+                theirs = client.get_variant(key, ctx)
+                assert (theirs["name"], theirs["enabled"], theirs.get("payload")) == (
+                    ours_v["name"],
+                    ours_v["enabled"],
+                    ours_v.get("payload"),
+                ), t["description"]
+                n += 1
+        assert n > 1000
+    finally:
+        client.destroy()

@@ -16,16 +16,10 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from UnleashClient import UnleashClient
 
-from platformdb.sdk import flag_io, flags
+from platformdb.sdk import flags
 from platformdb.sdk.unleash_api import ApiSettings, create_app
-from tests.helpers import ServedApp
-
-CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "flag_corpus"
-
-
-
+from tests.helpers import ServedApp, assert_unleash_sdk_agrees, load_flag_corpus
 
 CLIENT = "client-" + uuid.uuid4().hex
 STAGING = "staging-" + uuid.uuid4().hex
@@ -39,47 +33,8 @@ def server(db_url: str) -> Iterator[ServedApp]:
         yield s
 
 
-def _load(conn: psycopg.Connection[Any], name: str) -> dict[str, Any]:
-    spec = json.loads((CORPUS / name).read_text(encoding="utf-8"))
-    result = flag_io.import_state(conn, spec["state"], environment="all")
-    assert not result.refused
-    return spec
-
-
 def test_unleash_python_sdk_gives_our_answers(conn: psycopg.Connection[Any], server: ServedApp, tmp_path: Path) -> None:
-    specs = [_load(conn, n) for n in ("P02-operators.json", "P03-segments-dependencies.json", "P04-variants.json")]
-    client = UnleashClient(
-        url=server.url + "/api",
-        app_name="platformdb-test",
-        custom_headers={"Authorization": CLIENT},
-        disable_metrics=True,
-        disable_registration=True,
-        refresh_interval=3600,
-        cache_directory=str(tmp_path),
-    )
-    client.initialize_client()
-    try:
-        assert client.is_initialized
-        n = 0
-        for spec in specs:
-            for t in spec["tests"]:
-                key, ctx = t["toggleName"], t["context"]
-                ours = flags.is_feature_enabled(conn, key, None, "production", ctx)
-                assert client.is_enabled(key, ctx) == ours == t["expectedResult"], t["description"]
-                n += 1
-            for t in spec["variantTests"]:
-                key, ctx = t["toggleName"], t["context"]
-                ours = flags.get_feature_variant(conn, key, None, "production", ctx)
-                theirs = client.get_variant(key, ctx)
-                assert (theirs["name"], theirs["enabled"], theirs.get("payload")) == (
-                    ours["name"],
-                    ours["enabled"],
-                    ours.get("payload"),
-                ), t["description"]
-                n += 1
-        assert n > 1000
-    finally:
-        client.destroy()
+    assert_unleash_sdk_agrees(conn, server.url + "/api", CLIENT, tmp_path, "platformdb-test")
 
 
 def test_tokens_environments_and_etag(conn: psycopg.Connection[Any], server: ServedApp) -> None:
@@ -182,7 +137,8 @@ def _node_sdk() -> Path:
 
 def test_unleash_node_sdk_gives_our_answers(conn: psycopg.Connection[Any], server: ServedApp, tmp_path: Path) -> None:
     script = _node_sdk()
-    specs = [_load(conn, n) for n in ("P02-operators.json", "P03-segments-dependencies.json", "P04-variants.json")]
+    names = ("P02-operators.json", "P03-segments-dependencies.json", "P04-variants.json")
+    specs = [load_flag_corpus(conn, n) for n in names]
     cases: list[dict[str, Any]] = []
     ours: list[Any] = []
     for spec in specs:

@@ -5,7 +5,6 @@ dependencies; everything escaped)."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,14 +16,12 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from starlette.testclient import TestClient
-from UnleashClient import UnleashClient
 
 from platformdb.dashboard import access
 from platformdb.dashboard.app import Settings, create_app
-from platformdb.sdk import flag_io, flags
-from tests.helpers import ServedApp, raises_sqlstate
+from platformdb.sdk import flags
+from tests.helpers import ServedApp, assert_unleash_sdk_agrees, raises_sqlstate
 
-CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "flag_corpus"
 DASHBOARD_TOKEN = "dashboard-" + uuid.uuid4().hex
 CLIENT = "client-" + uuid.uuid4().hex
 STAGING = "staging-" + uuid.uuid4().hex
@@ -46,47 +43,10 @@ def dashboard(db_url: str) -> Iterator[ServedApp]:
         yield running
 
 
-def _load(conn: psycopg.Connection[Any], name: str) -> dict[str, Any]:
-    spec = json.loads((CORPUS / name).read_text(encoding="utf-8"))
-    result = flag_io.import_state(conn, spec["state"], environment="all")
-    assert not result.refused, result.refused
-    return spec
-
-
 def test_unleash_sdk_against_the_running_dashboard_gives_our_answers(
     conn: psycopg.Connection[Any], dashboard: ServedApp, tmp_path: Path
 ) -> None:
-    specs = [_load(conn, n) for n in ("P02-operators.json", "P03-segments-dependencies.json", "P04-variants.json")]
-    client = UnleashClient(
-        url=dashboard.url + "/api",
-        app_name="platformdb-dashboard-test",
-        custom_headers={"Authorization": CLIENT},
-        disable_metrics=True,
-        disable_registration=True,
-        refresh_interval=3600,
-        cache_directory=str(tmp_path),
-    )
-    client.initialize_client()
-    try:
-        assert client.is_initialized
-        n = 0
-        for spec in specs:
-            for t in spec["tests"]:
-                ours = flags.is_feature_enabled(conn, t["toggleName"], None, "production", t["context"])
-                assert client.is_enabled(t["toggleName"], t["context"]) == ours == t["expectedResult"], t["description"]
-                n += 1
-            for t in spec["variantTests"]:
-                ours = flags.get_feature_variant(conn, t["toggleName"], None, "production", t["context"])
-                theirs = client.get_variant(t["toggleName"], t["context"])
-                assert (theirs["name"], theirs["enabled"], theirs.get("payload")) == (
-                    ours["name"],
-                    ours["enabled"],
-                    ours.get("payload"),
-                ), t["description"]
-                n += 1
-        assert n > 1000
-    finally:
-        client.destroy()
+    assert_unleash_sdk_agrees(conn, dashboard.url + "/api", CLIENT, tmp_path, "platformdb-dashboard-test")
 
 
 def test_the_mounted_api_has_its_own_tokens_and_counts(conn: psycopg.Connection[Any], dashboard: ServedApp) -> None:
