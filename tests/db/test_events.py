@@ -385,6 +385,13 @@ def test_a_payload_that_is_not_an_object_is_refused(svc: psycopg.Connection[Any]
         ("select * from public.get_aggregate_events('trip', 't', 0)", "22003"),
         ("select * from public.get_aggregate_events(null, 't')", "22004"),
         ("select * from public.append_events('trip', 't', '[]')", "22003"),
+        # nulls and wrong JSON types fail the one-expression test of a valid append: the
+        # checks one by one then name them
+        ("select public.append_event('t', null, 'e', '{}')", "22004"),
+        ("select public.append_event(null, 'trip', 'e', '{}')", "22004"),
+        ("select public.append_event('t', 'trip', null, '{}')", "22004"),
+        ("select public.append_event('t', 'trip', 'e', '{}', p_metadata => '[]')", "22023"),
+        ("select public.append_event('t', 'trip', 'e', '\"x\"')", "22023"),
         ("select * from public.append_events('trip', 't', '{}')", "22023"),
         ("select * from public.append_events('trip', 't', '[{\"event_type\": \"e\"}]')", "22004"),
         ("select public.save_subscription_checkpoint('s', -5)", "22003"),

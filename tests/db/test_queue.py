@@ -457,6 +457,18 @@ def test_a_bad_batch_element_is_named_and_nothing_is_written(
         ("select * from public.claim_messages('q', 10, 0)", "22003"),
         ("select * from public.claim_messages(null)", "22004"),
         ("select * from public.claim_messages('q', 10, 30, '')", "22023"),
+        # a null where a value is needed fails the one-expression test of a valid call: the
+        # checks one by one then name it
+        ("select * from public.claim_messages('q', null)", "22003"),
+        ("select * from public.claim_messages('q', 10, null)", "22003"),
+        ("select public.enqueue_message(null, 'm', '{}')", "22004"),
+        ("select public.enqueue_message('q', null, '{}')", "22004"),
+        ("select public.enqueue_message('q', 'm', null)", "22004"),
+        ("select public.enqueue_message('q', 'm', '{}', null)", "22003"),
+        ("select public.enqueue_message('q', 'm', '{}', p_max_attempts => null)", "22003"),
+        ("select public.enqueue_message('q', 'm', '{}', p_idempotency_key => '')", "22023"),
+        ("select public.ack_messages(null)", "22004"),
+        ("select public.ack_messages(array_fill(gen_random_uuid(), array[10001]))", "22003"),
         ("select public.nack_message(gen_random_uuid(), '')", "22004"),
         ("select public.nack_message(gen_random_uuid(), 'x', -1)", "22003"),
         ("select public.nack_message(gen_random_uuid(), 'x')", "PD004"),
