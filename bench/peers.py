@@ -402,6 +402,9 @@ def profile(url: str, todo: list[Pair], work: Path) -> dict[str, Any]:
             r = pgbench(url, side, 4, SECONDS, work, f"profile-{pair.name}-{side.who}")
             stop.set()
             t.join()
+            # a claim run that emptied its queue spent the rest of it on empty claims: its tps
+            # and per-call figures are then no throughput figure (raise BENCH_PEERS_FILL)
+            drained = bool(pair.prepare) and left_in_claim_queue(url, side.who) == 0
             with psycopg.connect(url, autocommit=True) as c:
                 rows = c.execute(
                     "select calls, round(total_exec_time::numeric, 1), round(mean_exec_time::numeric, 4),"
@@ -415,6 +418,7 @@ def profile(url: str, todo: list[Pair], work: Path) -> dict[str, Any]:
             key = f"{pair.name}:{side.who}"
             out[key] = {
                 "tps_4c": r["tps"],
+                "drained": drained,
                 "wal_bytes_per_tx": round(int(wal[2]) / txs) if wal else None,
                 "wal_records_per_tx": round(int(wal[0]) / txs, 1) if wal else None,
                 "wal_fpi_per_tx": round(int(wal[1]) / txs, 2) if wal else None,
@@ -434,7 +438,12 @@ def profile(url: str, todo: list[Pair], work: Path) -> dict[str, Any]:
             o = out[key]
             print(
                 f"profile {key}: {r['tps']:.0f} tps at 4 clients; WAL per transaction {o['wal_bytes_per_tx']} bytes,"
-                f" {o['wal_records_per_tx']} records, {o['wal_fpi_per_tx']} full-page images",
+                f" {o['wal_records_per_tx']} records, {o['wal_fpi_per_tx']} full-page images"
+                + (
+                    "  (QUEUE DRAINED during the run: empty claims inflate these figures; raise BENCH_PEERS_FILL)"
+                    if drained
+                    else ""
+                ),
                 flush=True,
             )
             for a, b, m, w, _f, q in rows:

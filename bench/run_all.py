@@ -493,6 +493,19 @@ PEERS_NOTES = (
 )
 
 NODE_NOTES = (
+    "This run is on a quiet machine (same code as stop 23's worker). At 4 worker processes ours"
+    " leads: durable acks 1.19×, 1.08× graphile-worker batched and 1.72×, 1.62× pg-boss. At 1"
+    " worker process it does not: 1.00×, 0.59× and 1.01×, 0.64×; ours moved from 6,907 to 10,191"
+    " jobs/s between the rounds, the peers by about 15%. Where a message's time goes at 1 worker"
+    " process (CPU time per message from /proc over a 20,000-message run, durable acks, two"
+    " rounds): the worker process 42-47 µs, the database and the producer 103-136 µs, with the"
+    " machine 60-75% busy: the loop waits on its statement (about 5 ms per ack-and-claim of about 50"
+    " and 50, the claim + ack cost of the pgbench pair above), and the handlers wait on the loop."
+    " Tried and not kept: claim lanes (two or four claim loops in one process, each with its own"
+    " connection, so that one lane's statement overlaps another's handlers): 6,000-10,000 jobs/s"
+    " against 6,000-8,500 for one lane in the same runs, inside the noise, with more CPU per"
+    " message. The consuming side's floor at one process is the database's claim + ack cost per"
+    " row, the same gap as against pgmq.",
     "Ours runs twice per round since this round: with durable acks, the default (each"
     " ack-and-claim commit waits for the WAL flush), and with `--async-acks`; the rows above"
     " name the mode, and the targets are read on the durable rows. Every run of every system"
