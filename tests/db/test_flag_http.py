@@ -89,6 +89,38 @@ def test_register_and_metrics_go_into_the_evaluation_counts(conn: psycopg.Connec
     assert rows == [("staging", "match", "sdk", 7), ("staging", "no_match", "sdk", 2)]
 
 
+NESTED = b"[" * 100_000 + b"]" * 100_000  # deeper than Python's json parser recurses
+NAN_IMPORT = (
+    b'{"environment": "production", "data": {"version": 2, "features": [{"name": "nan-flag", "enabled": true,'
+    b' "strategies": [{"name": "flexibleRollout", "parameters": {"rollout": NaN}}]}]}}'
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "token", "body"),
+    [
+        ("/api/client/register", CLIENT, NESTED),
+        ("/api/client/register", CLIENT, b'{"appName": "edge", "interval": Infinity}'),
+        ("/api/client/metrics", CLIENT, NESTED),
+        ("/api/client/metrics", CLIENT, b'{"bucket": {"toggles": {"counted": {"yes": NaN, "no": 1}}}}'),
+        ("/api/client/metrics", CLIENT, b"\xff\xfe not utf-8"),
+        ("/api/admin/features-batch/import", ADMIN, NESTED),
+        ("/api/admin/features-batch/import", ADMIN, NAN_IMPORT),
+    ],
+)
+def test_hostile_bodies_are_refused_never_a_500(
+    conn: psycopg.Connection[Any], server: ServedApp, path: str, token: str, body: bytes
+) -> None:
+    """Bodies Python's json reads but JSON and jsonb do not (NaN, Infinity), bodies nested
+    deeper than the parser recurses and bytes that are not UTF-8: a 400, nothing written."""
+    with httpx.Client(base_url=server.url) as http:
+        r = http.post(path, headers={"Authorization": token, "Content-Type": "application/json"}, content=body)
+    assert r.status_code == 400, r.text
+    assert conn.execute("select count(*) from feature_flags where key = 'nan-flag'").fetchone() == (0,)
+    assert conn.execute("select count(*) from feature_flag_evaluations where flag_key = 'counted'").fetchone() == (0,)
+    assert "edge" not in server.app.state.registrations
+
+
 def test_without_tokens_only_loopback_clients_are_answered(db_url: str, conn: psycopg.Connection[Any]) -> None:
     from starlette.testclient import TestClient
 

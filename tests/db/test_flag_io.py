@@ -153,6 +153,26 @@ def test_cli_export_and_import_tell_the_shapes_apart(
     assert bad.returncode != 0 and "--format" in bad.stdout + bad.stderr
 
 
+def test_flags_import_refuses_a_file_that_is_not_strict_json_and_writes_nothing(
+    conn: psycopg.Connection[Any], db_url: str, tmp_path: Path
+) -> None:
+    """NaN (which Python's json reads and jsonb refuses) after a valid feature: refused as a
+    whole before anything is written, not stored up to the NaN."""
+    path = tmp_path / "nan.json"
+    path.write_text(
+        '{"version": 2, "features": [{"name": "first-ok", "enabled": true, "strategies": [{"name": "default"}]},'
+        ' {"name": "nan", "enabled": true, "strategies": [{"name": "flexibleRollout",'
+        ' "parameters": {"rollout": NaN}}]}]}',
+        encoding="utf-8",
+    )
+    r = subprocess.run(
+        [*PDB, "flags", "import", str(path), "--database-url", db_url],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode != 0 and "NaN is not a JSON value" in r.stdout + r.stderr, r.stdout + r.stderr
+    assert flags.list_flags(conn) == []
+
+
 def test_flags_serve_admin_import_needs_the_admin_token(conn: psycopg.Connection[Any], db_url: str) -> None:
     client, admin = "client-" + uuid.uuid4().hex, "admin-" + uuid.uuid4().hex
     app = create_app(ApiSettings(db_url, {client: "production"}, (admin,)))

@@ -94,11 +94,12 @@ def import_cmd(
 ) -> None:
     """Write the features and segments of a file, either shape (told apart by its fields;
     every feature validated; refusals reported)."""
+    from platformdb import strict_json
     from platformdb.cli import console, fail, url_of
     from platformdb.sdk import flag_io
 
     try:
-        state = json.loads(file.read_text(encoding="utf-8"))
+        state = strict_json.loads(file.read_text(encoding="utf-8"))
         with psycopg.connect(url_of(database_url), autocommit=True) as conn:
             if not isinstance(state, dict):
                 raise ValueError("the file must hold a JSON object")

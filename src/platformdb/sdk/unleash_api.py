@@ -44,7 +44,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from platformdb import db
+from platformdb import db, strict_json
 from platformdb.errors import PlatformDBError
 from platformdb.sdk import flag_io, flags
 
@@ -231,7 +231,7 @@ def create_app(settings: ApiSettings, prefix: str = "/api") -> Starlette:
         if isinstance(auth, Response):
             return auth
         try:
-            payload = json.loads((await request.body())[:1_000_000] or b"{}")
+            payload = strict_json.loads((await request.body())[:1_000_000] or b"{}")
         except ValueError:
             return JSONResponse({"error": "body must be JSON"}, status_code=400)
         if not isinstance(payload, dict):
@@ -260,7 +260,7 @@ def create_app(settings: ApiSettings, prefix: str = "/api") -> Starlette:
         if auth.environment not in flags.ENVIRONMENTS:
             return JSONResponse({"error": f"unknown environment {auth.environment!r}"}, status_code=400)
         try:
-            payload = json.loads(await request.body() or b"{}")
+            payload = strict_json.loads(await request.body() or b"{}")
             toggles = payload["bucket"]["toggles"]
             assert isinstance(toggles, dict)
         except (ValueError, KeyError, TypeError, AssertionError):
@@ -296,7 +296,7 @@ def create_app(settings: ApiSettings, prefix: str = "/api") -> Starlette:
         if not settings.writes:
             return JSONResponse({"error": "this server does not take writes"}, status_code=403)
         try:
-            payload = json.loads((await request.body())[:16_000_000] or b"{}")
+            payload = strict_json.loads((await request.body())[:16_000_000] or b"{}")
             assert isinstance(payload, dict)
         except (ValueError, AssertionError):
             return JSONResponse({"error": "body must be a JSON object"}, status_code=400)
