@@ -493,7 +493,7 @@ PEERS_NOTES = (
 )
 
 NODE_NOTES = (
-    "This run is on a quiet machine (same code as stop 23's worker). At 4 worker processes ours"
+    "This run is on a quiet machine (the worker unchanged since the runs below). At 4 worker processes ours"
     " leads: durable acks 1.19×, 1.08× graphile-worker batched and 1.72×, 1.62× pg-boss. At 1"
     " worker process it does not: 1.00×, 0.59× and 1.01×, 0.64×; ours moved from 6,907 to 10,191"
     " jobs/s between the rounds, the peers by about 15%. Where a message's time goes at 1 worker"
