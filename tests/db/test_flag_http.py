@@ -97,23 +97,31 @@ NAN_IMPORT = (
 
 
 @pytest.mark.parametrize(
-    ("path", "token", "body"),
+    ("path", "admin", "body"),
     [
-        ("/api/client/register", CLIENT, NESTED),
-        ("/api/client/register", CLIENT, b'{"appName": "edge", "interval": Infinity}'),
-        ("/api/client/metrics", CLIENT, NESTED),
-        ("/api/client/metrics", CLIENT, b'{"bucket": {"toggles": {"counted": {"yes": NaN, "no": 1}}}}'),
-        ("/api/client/metrics", CLIENT, b"\xff\xfe not utf-8"),
-        ("/api/admin/features-batch/import", ADMIN, NESTED),
-        ("/api/admin/features-batch/import", ADMIN, NAN_IMPORT),
+        pytest.param("/api/client/register", False, NESTED, id="register-nested"),
+        pytest.param(
+            "/api/client/register", False, b'{"appName": "edge", "interval": Infinity}', id="register-infinity"
+        ),
+        pytest.param("/api/client/metrics", False, NESTED, id="metrics-nested"),
+        pytest.param(
+            "/api/client/metrics",
+            False,
+            b'{"bucket": {"toggles": {"counted": {"yes": NaN, "no": 1}}}}',
+            id="metrics-nan",
+        ),
+        pytest.param("/api/client/metrics", False, b"\xff\xfe not utf-8", id="metrics-not-utf8"),
+        pytest.param("/api/admin/features-batch/import", True, NESTED, id="import-nested"),
+        pytest.param("/api/admin/features-batch/import", True, NAN_IMPORT, id="import-nan"),
     ],
 )
 def test_hostile_bodies_are_refused_never_a_500(
-    conn: psycopg.Connection[Any], server: ServedApp, path: str, token: str, body: bytes
+    conn: psycopg.Connection[Any], server: ServedApp, path: str, admin: bool, body: bytes
 ) -> None:
     """Bodies Python's json reads but JSON and jsonb do not (NaN, Infinity), bodies nested
     deeper than the parser recurses and bytes that are not UTF-8: a 400, nothing written."""
     with httpx.Client(base_url=server.url) as http:
+        token = ADMIN if admin else CLIENT
         r = http.post(path, headers={"Authorization": token, "Content-Type": "application/json"}, content=body)
     assert r.status_code == 400, r.text
     assert conn.execute("select count(*) from feature_flags where key = 'nan-flag'").fetchone() == (0,)
