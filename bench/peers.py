@@ -114,7 +114,7 @@ class Pair:
     peer: str
     ours: Side
     theirs: Side
-    prepare: Callable[[str, str, int], None] | None = None  # (url, who, run number)
+    prepare: Callable[..., None] | None = None  # (url, who, run number[, size])
 
 
 # ---- the peers' installation -------------------------------------------------------------
@@ -177,9 +177,9 @@ def fill_size() -> int:
     return min(FILL, max(20000, 2 * _CONSUMED["max"]))
 
 
-def refill(url: str, who: str, _run: int) -> None:
-    """The claim queue emptied, vacuumed and filled (see fill_size)."""
-    fill = _CONSUMED["filled"] = fill_size()
+def refill(url: str, who: str, _run: int, size: int | None = None) -> None:
+    """The claim queue emptied, vacuumed and filled with `size` messages (default: fill_size)."""
+    fill = _CONSUMED["filled"] = size or fill_size()
     with psycopg.connect(url, autocommit=True) as c:
         if who == "platformdb":
             c.execute("delete from public.message_queue where queue_name = 'claim'")
@@ -380,7 +380,12 @@ def profile(url: str, todo: list[Pair], work: Path) -> dict[str, Any]:
     for i, pair in enumerate(todo):
         for side in (pair.ours, pair.theirs):
             if pair.prepare:
+                # a 2 s probe tells how fast this side drains its queue; the profiled run then
+                # gets a fill that lasts it (half as much again), so that it times real claims
                 pair.prepare(url, side.who, 1000 + i)
+                pgbench(url, side, 4, 2, work, f"probe-{pair.name}-{side.who}")
+                rate = (_CONSUMED["filled"] - left_in_claim_queue(url, side.who)) / 2
+                pair.prepare(url, side.who, 1000 + i, max(20000, min(5_000_000, int(rate * SECONDS * 1.5))))
             samples: dict[str, int] = {}
             stop = threading.Event()
 
