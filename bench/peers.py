@@ -408,7 +408,7 @@ def profile(url: str, todo: list[Pair], work: Path) -> dict[str, Any]:
             stop.set()
             t.join()
             # a claim run that emptied its queue spent the rest of it on empty claims: its tps
-            # and per-call figures are then no throughput figure (raise BENCH_PEERS_FILL)
+            # and per-call figures are then no throughput figure (the probe's rate was too low)
             drained = bool(pair.prepare) and left_in_claim_queue(url, side.who) == 0
             with psycopg.connect(url, autocommit=True) as c:
                 rows = c.execute(
@@ -445,7 +445,7 @@ def profile(url: str, todo: list[Pair], work: Path) -> dict[str, Any]:
                 f"profile {key}: {r['tps']:.0f} tps at 4 clients; WAL per transaction {o['wal_bytes_per_tx']} bytes,"
                 f" {o['wal_records_per_tx']} records, {o['wal_fpi_per_tx']} full-page images"
                 + (
-                    "  (QUEUE DRAINED during the run: empty claims inflate these figures; raise BENCH_PEERS_FILL)"
+                    "  (QUEUE DRAINED during the run: empty claims inflate these figures; run it again)"
                     if drained
                     else ""
                 ),
