@@ -502,3 +502,137 @@ def test_users_cannot_touch_the_queue(conn: psycopg.Connection[Any], user_a: uui
     with raises_sqlstate("42501"), db.acting_as(conn, role, user_a if role == "authenticated" else None):
         conn.execute(query)
     assert count(conn, "public.message_queue") == 0
+
+
+# ---- the table's own checks (20260401280000: on domains, under the same names) ----------
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "constraint"),
+    [
+        ("queue_name", "'bad queue!'", "message_queue_queue_name_format"),
+        ("queue_name", "repeat('q', 101)", "message_queue_queue_name_format"),
+        ("queue_name", "''", "message_queue_queue_name_format"),
+        ("message_type", "''", "message_queue_message_type_length"),
+        ("message_type", "repeat('m', 201)", "message_queue_message_type_length"),
+        (
+            "payload",
+            "(select jsonb_object_agg(g::text, md5(g::text)) from generate_series(1, 8000) g)",
+            "message_queue_payload_size",
+        ),
+        ("priority", "0", "message_queue_priority_range"),
+        ("priority", "11", "message_queue_priority_range"),
+        ("state", "'lost'", "message_queue_state_valid"),
+        ("max_attempts", "0", "message_queue_max_attempts_range"),
+        ("max_attempts", "101", "message_queue_max_attempts_range"),
+        ("idempotency_key", "''", "message_queue_idempotency_key_length"),
+        ("attempt", "6", "message_queue_attempt_range"),
+        ("state", "'running'", "message_queue_running_has_lease"),
+        ("state", "'completed'", "message_queue_finalized_or_finalized_at_null"),
+    ],
+)
+def test_the_table_itself_refuses_a_bad_row_by_its_named_check(
+    svc: psycopg.Connection[Any], conn: psycopg.Connection[Any], column: str, value: str, constraint: str
+) -> None:
+    """The table's owner (every function of ours writes as it) cannot store a bad row either,
+    by INSERT or UPDATE: the one-column checks live on the columns' domains, the others on
+    the table, each under its name, with SQLSTATE 23514."""
+    message_id = q.enqueue_message(svc, "q", "m", {"n": 1})
+    stored = "select to_jsonb(m) from public.message_queue m where id = %s"
+    before = conn.execute(stored, (message_id,)).fetchone()
+    with pytest.raises(psycopg.errors.CheckViolation) as info:
+        conn.execute(f"update public.message_queue set {column} = {value} where id = %s", (message_id,))
+    assert info.value.diag.constraint_name == constraint
+    base = {"queue_name": "'q'", "message_type": "'m'", "payload": "'{}'", column: value}
+    with pytest.raises(psycopg.errors.CheckViolation) as info:
+        conn.execute(f"insert into public.message_queue ({', '.join(base)}) values ({', '.join(base.values())})")
+    assert info.value.diag.constraint_name == constraint
+    assert conn.execute(stored, (message_id,)).fetchone() == before
+    assert count(conn, "public.message_queue") == 1
+
+
+QUEUE_NAMES = [
+    "q",
+    "a" * 100,
+    "a" * 101,
+    "orders.paid:v2-eu_1",
+    "-",
+    "bad queue",
+    "tab\there",
+    "line\n",
+    "\nline",
+    "é",
+    "ß",
+    "Ａ",  # fullwidth A
+    "q/1",
+    "q$",
+    "^q",
+    "q*",
+    "[q]",
+    "q" * 99 + "é",
+]
+
+
+@pytest.mark.parametrize("name", QUEUE_NAMES, ids=[f"name{i}" for i in range(len(QUEUE_NAMES))])
+def test_the_queue_name_check_accepts_exactly_the_names_of_its_pattern(
+    svc: psycopg.Connection[Any], conn: psycopg.Connection[Any], name: str
+) -> None:
+    """The check is written as a length test and a "no other character" test; it accepts the
+    same names as the pattern '^[A-Za-z0-9_.:-]{1,100}$' (PostgreSQL's and Python's), in the
+    table and in enqueue_message."""
+    import re
+
+    expected = re.fullmatch(r"[A-Za-z0-9_.:-]{1,100}", name) is not None
+    row = conn.execute("select %s ~ '^[A-Za-z0-9_.:-]{1,100}$'", (name,)).fetchone()
+    assert row is not None and row[0] is expected
+    try:
+        conn.execute("select %s::public.message_queue_name", (name,))
+        domain_accepts = True
+    except psycopg.errors.CheckViolation:
+        domain_accepts = False
+    assert domain_accepts is expected
+    if expected:
+        q.enqueue_message(svc, name, "m", {})
+        assert count(conn, "public.message_queue") == 1
+    else:
+        with pytest.raises(InvalidInput) as info:
+            q.enqueue_message(svc, name, "m", {})
+        assert info.value.sqlstate == "22023" and "p_queue_name must be" in info.value.message
+        assert count(conn, "public.message_queue") == 0
+
+
+def test_claims_and_acks_run_on_one_generic_plan_that_reads_the_claim_index(
+    svc: psycopg.Connection[Any], conn: psycopg.Connection[Any]
+) -> None:
+    """claim_messages and ack_messages are not planned anew on each call (plan_cache_mode):
+    their one plan, made for any queue name and limit, reads the claim index and finds the
+    picked rows by address (a TID scan), however the queues are skewed (one large queue
+    beside many small ones). Their plans are read from auto_explain, nested statements on."""
+    conn.execute(
+        "insert into public.message_queue (queue_name, message_type, payload)"
+        " select case when g <= 20000 then 'big' else 'small' || (g % 300) end, 'm', '{}'"
+        " from generate_series(1, 23000) g"
+    )
+    conn.execute("analyze public.message_queue")
+    plans: list[str] = []
+    svc.add_notice_handler(lambda d: plans.append(d.message_primary or ""))
+    with svc.transaction():
+        svc.execute("reset role")
+        svc.execute("load 'auto_explain'")
+        svc.execute("set local auto_explain.log_min_duration = 0")
+        svc.execute("set local auto_explain.log_nested_statements = on")
+        svc.execute("set local auto_explain.log_level = notice")
+        svc.execute("set local role service_role")
+        for queue in ["big", "small7", "big", "small8", "big", "big", "big"]:
+            ids = [r[0] for r in svc.execute("select id from public.claim_messages(%s, 5, 30, 'w')", (queue,))]
+            assert len(ids) == 5
+            assert svc.execute("select public.ack_messages(%s, 'w')", (ids,)).fetchone() == (5,)
+    claims = [p for p in plans if "message_queue_claim_idx" in p and "Update on message_queue" in p]
+    acks = [p for p in plans if "Update on message_queue" in p and "message_queue_pkey" in p]
+    assert len(claims) == 7 and len(acks) == 7
+    for plan in claims:
+        assert "Tid Scan" in plan and "Seq Scan" not in plan and "Hash" not in plan
+        assert "$1" in plan and "'big'" not in plan  # the generic plan: a parameter, not the name
+    for plan in acks:
+        assert "Seq Scan" not in plan and "$1" in plan
+    assert count(conn, "public.message_queue", "state = 'completed'") == 35
