@@ -1,4 +1,4 @@
--- platformdb 20260401280000: lean row checks and one plan per queue call
+-- platformdb 20260401280000: lean row checks on the queue, and plans that follow the table
 -- Same signatures, same checks, same errors, same guarantees; less work per call
 -- (docs/benchmarks.md, "Where the time goes"):
 -- - PostgreSQL prepares a table's CHECK constraints anew for every INSERT or UPDATE statement
@@ -12,18 +12,14 @@
 -- - The queue-name check is written as a length test and a "no other character" test: the
 --   same set of names; the bounded repetition {1,100} made a regular expression that costs
 --   about 8 times more to run. In the domain and in enqueue_message.
--- - claim_messages and ack_messages run on one generic plan (plan_cache_mode), instead of
---   planning their statement anew on every call: PL/pgSQL keeps planning a statement whose
---   plan for the given values looks cheaper than the generic one, and a LIMIT of unknown size
---   (p_limit) makes the generic claim look expensive. The claim's update now finds the picked
---   rows with "ctid = any(array of the picked)", a TID scan in every plan (the generic plan of
---   a join with them was a hash join over the whole table). message_queue_reap keeps the
---   default (auto) when claim_messages calls it.
 -- How the columns change type: onto the domains while these have no checks yet, a catalog
 -- change (no table rewrite); the indexes on those columns are rebuilt (the table holds only
 -- the queue and a day of finished messages). The domains then get their checks, validated by
 -- one scan. message_queue_stats, which reads the changed columns, is recreated as it was
 -- (queue_name still text). Functions that return the columns as text keep doing so.
+-- - A connection that first ran the queue's functions while message_queue was empty kept
+--   plans that scan the whole table (PL/pgSQL's generic plans): enqueue_message now plans
+--   without sequential scans, claim_messages and ack_messages plan each call (below).
 -- The down file restores the table checks, the column types and the previous functions.
 BEGIN;
 
@@ -161,6 +157,9 @@ returns uuid
 language plpgsql
 security definer
 set search_path = ''
+-- no sequential scan in the plan PL/pgSQL keeps for this connection: one made while the table
+-- was empty would read the whole table at each enqueue's wake-up test once it is full
+set enable_seqscan = off
 as $$
 declare
     v_id uuid;
@@ -270,128 +269,31 @@ begin
 end
 $$;
 
-create or replace function public.claim_messages(
-    p_queue_name text,
-    p_limit integer default 10,
-    p_lease_seconds integer default 30,
-    p_worker_id text default null
-)
-returns setof public.message_queue
-language plpgsql
-security definer
-set search_path = ''
--- one generic plan, not a new plan per call: PL/pgSQL would plan this function's claim anew
--- on every call (its plan for one queue name and limit looks cheaper than the generic one,
--- whose LIMIT is of unknown size), which was about a third of a claim's time
-set plan_cache_mode = force_generic_plan
-as $$
-begin
-    if (p_queue_name <> ''
-        and p_limit between 1 and 1000
-        and p_lease_seconds between 1 and 43200
-        and (p_worker_id is null or char_length(p_worker_id) between 1 and 200)) is not true then
-        if p_queue_name is null or p_queue_name = '' then
-            raise exception 'p_queue_name must not be empty' using errcode = '22004';
-        end if;
-        if p_limit is null or p_limit < 1 or p_limit > 1000 then
-            raise exception 'p_limit must be between 1 and 1000, got %', p_limit using errcode = '22003';
-        end if;
-        if p_lease_seconds is null or p_lease_seconds < 1 or p_lease_seconds > 43200 then
-            raise exception 'p_lease_seconds must be between 1 and 43200, got %', p_lease_seconds
-                using errcode = '22003';
-        end if;
-        if p_worker_id is not null and (p_worker_id = '' or char_length(p_worker_id) > 200) then
-            raise exception 'p_worker_id must be 1 to 200 characters (or null)' using errcode = '22023';
-        end if;
-    end if;
-    -- expired leases of this queue go back first, so no reaper is needed for progress
-    -- (probed first: the common case, nothing expired, then costs one index lookup)
-    if exists (select 1 from public.message_queue m
-                where m.state = 'running' and m.locked_until < now()
-                  and m.queue_name = p_queue_name) then
-        perform public.message_queue_reap(p_queue_name, p_limit);
-    end if;
-    return query
-    -- the picked rows are found again by ctid, the address of the row version the lock was
-    -- taken on (a lock held to commit: nobody can move it meanwhile). As "ctid = any(array
-    -- of the picked)", the update is a TID scan in every plan: this function runs on one
-    -- generic plan (plan_cache_mode above), where a join with the picked rows would be
-    -- planned for a LIMIT of unknown size (a hash join over the whole table)
-    with claimed as (
-        update public.message_queue m
-           set state = 'running',
-               attempt = m.attempt + 1,
-               attempted_at = now(),
-               claimed_by = p_worker_id,
-               attempted_by = array_append(m.attempted_by, coalesce(p_worker_id, '')),
-               locked_until = now() + pg_catalog.make_interval(secs => p_lease_seconds)
-         where m.ctid = any (array(
-            select r.ctid from public.message_queue r
-             where r.queue_name = p_queue_name
-               and r.state in ('available', 'retryable')
-               and r.scheduled_at <= now()
-             order by r.priority, r.scheduled_at
-             limit p_limit
-             for update skip locked))
-        returning m.*
-    )
-    select * from claimed c order by c.priority, c.scheduled_at;
-end
-$$;
 
-create or replace function public.ack_messages(p_message_ids uuid[], p_worker_id text default null)
-returns integer
-language plpgsql
-security definer
-set search_path = ''
--- one generic plan (a bitmap scan of the primary key for the ids), not a new plan per call
-set plan_cache_mode = force_generic_plan
-as $$
-declare
-    v_count integer;
-begin
-    if (cardinality(p_message_ids) <= 10000) is not true then
-        if p_message_ids is null then
-            raise exception 'p_message_ids must not be null' using errcode = '22004';
-        end if;
-        if cardinality(p_message_ids) > 10000 then
-            raise exception 'p_message_ids: at most 10000 ids per call' using errcode = '22003';
-        end if;
-    end if;
-    update public.message_queue m
-       set state = 'completed', finalized_at = now(), locked_until = null
-     where m.id = any(p_message_ids)
-       and ((m.state = 'running' and (p_worker_id is null or m.claimed_by = p_worker_id))
-            or (m.state = 'retryable' and p_worker_id is not null and m.claimed_by = p_worker_id));
-    get diagnostics v_count = row_count;
-    return v_count;
-end
-$$;
 
--- the reaper keeps the default plan choice when claim_messages (on generic plans) calls it
-alter function public.message_queue_reap(text, integer) set plan_cache_mode = auto;
+-- Plans that follow the table. PL/pgSQL keeps one generic plan per statement and connection
+-- once it looks no dearer than planning each call, and a plan made while message_queue was
+-- empty (a worker that connected to an idle queue) scans the whole table: with 200,000
+-- finished rows that made each enqueue 30 ms and each claim 35 ms, for that connection's
+-- life. A claim or an ack (a batch) is planned on each call, for the table as it is; the
+-- enqueue (one message, where planning would cost as much as the rest) keeps its one plan
+-- but without sequential scans (above).
+alter function public.claim_messages(text, integer, integer, text) set plan_cache_mode = force_custom_plan;
+alter function public.ack_messages(uuid[], text) set plan_cache_mode = force_custom_plan;
 
 -- ---------------------------------------------------------------------------------------
 -- grants: as before (CREATE OR REPLACE keeps them; restated so this file stands alone)
 -- ---------------------------------------------------------------------------------------
 revoke all on function
-    public.enqueue_message(text, text, jsonb, integer, timestamptz, text, integer, text),
-    public.claim_messages(text, integer, integer, text),
-    public.ack_messages(uuid[], text)
+    public.enqueue_message(text, text, jsonb, integer, timestamptz, text, integer, text)
     from public, anon, authenticated, service_role;
 grant execute on function
-    public.enqueue_message(text, text, jsonb, integer, timestamptz, text, integer, text),
-    public.claim_messages(text, integer, integer, text),
-    public.ack_messages(uuid[], text)
+    public.enqueue_message(text, text, jsonb, integer, timestamptz, text, integer, text)
     to service_role;
 
 -- comments: the behaviour is the same (restated so this file stands alone)
 comment on function public.enqueue_message(text, text, jsonb, integer, timestamptz, text, integer, text) is
     'Enqueues a message and returns its id; the same p_idempotency_key on the same queue returns the same id (PD001 when the message differs). NOTIFY platformdb_queue (payload: queue name) when the message is ready now and the queue had no other ready message (workers of a non-empty queue are awake or busy; their polling covers the race). Service only.';
-comment on function public.claim_messages(text, integer, integer, text) is
-    'Claims up to p_limit ready messages of a queue (priority, then scheduled_at) with FOR UPDATE SKIP LOCKED, under a lease of p_lease_seconds; counts the attempt. Expired leases of the queue are reaped first. Service only.';
-comment on function public.ack_messages(uuid[], text) is
-    'Completes many claimed messages in one statement; returns how many were completed (lost leases are skipped). Service only.';
 comment on domain public.message_queue_name is
     'message_queue.queue_name: 1 to 100 characters of A-Z a-z 0-9 _ . : -';
 comment on domain public.message_queue_type is 'message_queue.message_type: 1 to 200 characters';
