@@ -41,6 +41,15 @@ CONSTRAINTS = """
 select conname, pg_get_constraintdef(oid) from pg_constraint
  where conrelid = %s and contype <> 'n' order by contype, conname
 """
+# the checks of the columns' domains (a domain's checks run on the columns a statement assigns)
+DOMAIN_CONSTRAINTS = """
+select c.conname, t.typname, a.attname, pg_get_constraintdef(c.oid)
+  from pg_attribute a
+  join pg_type t on t.oid = a.atttypid and t.typtype = 'd'
+  join pg_constraint c on c.contypid = t.oid
+ where a.attrelid = %s and a.attnum > 0 and not a.attisdropped
+ order by c.conname
+"""
 POLICIES = """
 select policyname, cmd, roles::text, permissive, coalesce(qual, ''), coalesce(with_check, '')
   from pg_policies where schemaname = 'public' and tablename = %s order by policyname
@@ -113,9 +122,11 @@ def generate(conn: psycopg.Connection[Any]) -> str:
                 f"| `{col}` | {_cell(typ)} | {'' if notnull else 'yes'} | {_cell(default)} | {_cell(ccomment)} |"
             )
         cons = conn.execute(CONSTRAINTS, (oid,)).fetchall()
-        if cons:
+        dcons = conn.execute(DOMAIN_CONSTRAINTS, (oid,)).fetchall()
+        if cons or dcons:
             out += ["", "Constraints:", ""]
             out += [f"- `{n}`: `{_cell(d)}`" for n, d in cons]
+            out += [f"- `{n}` (domain `{t}` of `{col}`): `{_cell(d)}`" for n, t, col, d in dcons]
         idx = conn.execute(INDEXES, (oid,)).fetchall()
         if idx:
             out += ["", "Indexes:", ""]
