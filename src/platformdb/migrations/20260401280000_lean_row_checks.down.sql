@@ -1,7 +1,8 @@
 -- platformdb 20260401280000 down: the exact reverse of lean_row_checks.
--- Restores the body of enqueue_message as 20260401270000 gave it (without its setting), the
--- plan choice of claim_messages and ack_messages, the table checks of
--- message_queue (validated, as they were) and its columns' types; drops the domains.
+-- Restores the bodies of enqueue_message and claim_messages as 20260401270000 gave them
+-- (without their settings), the settings of ack_messages and message_queue_reap, the table
+-- checks of message_queue (validated, as they were) and its columns' types; drops the
+-- domains.
 BEGIN;
 
 create or replace function public.enqueue_message(
@@ -128,14 +129,84 @@ $$;
 
 
 
-alter function public.claim_messages(text, integer, integer, text) reset plan_cache_mode;
-alter function public.ack_messages(uuid[], text) reset plan_cache_mode;
+create or replace function public.claim_messages(
+    p_queue_name text,
+    p_limit integer default 10,
+    p_lease_seconds integer default 30,
+    p_worker_id text default null
+)
+returns setof public.message_queue
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+    if (p_queue_name <> ''
+        and p_limit between 1 and 1000
+        and p_lease_seconds between 1 and 43200
+        and (p_worker_id is null or char_length(p_worker_id) between 1 and 200)) is not true then
+        if p_queue_name is null or p_queue_name = '' then
+            raise exception 'p_queue_name must not be empty' using errcode = '22004';
+        end if;
+        if p_limit is null or p_limit < 1 or p_limit > 1000 then
+            raise exception 'p_limit must be between 1 and 1000, got %', p_limit using errcode = '22003';
+        end if;
+        if p_lease_seconds is null or p_lease_seconds < 1 or p_lease_seconds > 43200 then
+            raise exception 'p_lease_seconds must be between 1 and 43200, got %', p_lease_seconds
+                using errcode = '22003';
+        end if;
+        if p_worker_id is not null and (p_worker_id = '' or char_length(p_worker_id) > 200) then
+            raise exception 'p_worker_id must be 1 to 200 characters (or null)' using errcode = '22023';
+        end if;
+    end if;
+    -- expired leases of this queue go back first, so no reaper is needed for progress
+    -- (probed first: the common case, nothing expired, then costs one index lookup)
+    if exists (select 1 from public.message_queue m
+                where m.state = 'running' and m.locked_until < now()
+                  and m.queue_name = p_queue_name) then
+        perform public.message_queue_reap(p_queue_name, p_limit);
+    end if;
+    return query
+    -- the picked rows are found again by ctid, the address of the row version the lock was
+    -- taken on (a lock held to commit: nobody can move it meanwhile), not by a second
+    -- primary-key lookup per row
+    with picked as (
+        select m.ctid as row_address from public.message_queue m
+         where m.queue_name = p_queue_name
+           and m.state in ('available', 'retryable')
+           and m.scheduled_at <= now()
+         order by m.priority, m.scheduled_at
+         limit p_limit
+         for update skip locked
+    ), claimed as (
+        update public.message_queue m
+           set state = 'running',
+               attempt = m.attempt + 1,
+               attempted_at = now(),
+               claimed_by = p_worker_id,
+               attempted_by = array_append(m.attempted_by, coalesce(p_worker_id, '')),
+               locked_until = now() + pg_catalog.make_interval(secs => p_lease_seconds)
+          from picked
+         where m.ctid = picked.row_address
+        returning m.*
+    )
+    select * from claimed c order by c.priority, c.scheduled_at;
+end
+$$;
+
+alter function public.ack_messages(uuid[], text)
+    reset plan_cache_mode
+    reset enable_seqscan
+    reset enable_bitmapscan;
+alter function public.message_queue_reap(text, integer) reset plan_cache_mode;
 
 revoke all on function
-    public.enqueue_message(text, text, jsonb, integer, timestamptz, text, integer, text)
+    public.enqueue_message(text, text, jsonb, integer, timestamptz, text, integer, text),
+    public.claim_messages(text, integer, integer, text)
     from public, anon, authenticated, service_role;
 grant execute on function
-    public.enqueue_message(text, text, jsonb, integer, timestamptz, text, integer, text)
+    public.enqueue_message(text, text, jsonb, integer, timestamptz, text, integer, text),
+    public.claim_messages(text, integer, integer, text)
     to service_role;
 
 -- message_queue: the view that reads the columns is recreated below, as 20260401140000 made it

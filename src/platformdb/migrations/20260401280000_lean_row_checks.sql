@@ -18,8 +18,10 @@
 -- one scan. message_queue_stats, which reads the changed columns, is recreated as it was
 -- (queue_name still text). Functions that return the columns as text keep doing so.
 -- - A connection that first ran the queue's functions while message_queue was empty kept
---   plans that scan the whole table (PL/pgSQL's generic plans): enqueue_message now plans
---   without sequential scans, claim_messages and ack_messages plan each call (below).
+--   plans that scan the whole table (PL/pgSQL's generic plans): enqueue_message, claim_messages
+--   and ack_messages now plan without sequential scans, and the claim and the ack on one
+--   generic plan (PL/pgSQL planned the claim anew on every call); the claim updates the
+--   picked rows through the primary key, the one plan right for any table (below).
 -- The down file restores the table checks, the column types and the previous functions.
 BEGIN;
 
@@ -275,25 +277,105 @@ $$;
 -- once it looks no dearer than planning each call, and a plan made while message_queue was
 -- empty (a worker that connected to an idle queue) scans the whole table: with 200,000
 -- finished rows that made each enqueue 30 ms and each claim 35 ms, for that connection's
--- life. A claim or an ack (a batch) is planned on each call, for the table as it is; the
--- enqueue (one message, where planning would cost as much as the rest) keeps its one plan
--- but without sequential scans (above).
-alter function public.claim_messages(text, integer, integer, text) set plan_cache_mode = force_custom_plan;
-alter function public.ack_messages(uuid[], text) set plan_cache_mode = force_custom_plan;
+-- life. The enqueue, the claim and the ack keep one plan each, made without sequential scans
+-- (and, for the claim and the ack, without bitmap scans and always generic): the only plans
+-- left read the claim index and the primary key, right for an empty table and a full one.
+alter function public.ack_messages(uuid[], text)
+    set plan_cache_mode = force_generic_plan
+    set enable_seqscan = off
+    set enable_bitmapscan = off;
+-- the reaper, which claim_messages calls when a lease of the queue ran out, plans each call
+-- (it runs seldom; its join of the expired rows has no one plan right for every table)
+alter function public.message_queue_reap(text, integer) set plan_cache_mode = force_custom_plan;
+
+create or replace function public.claim_messages(
+    p_queue_name text,
+    p_limit integer default 10,
+    p_lease_seconds integer default 30,
+    p_worker_id text default null
+)
+returns setof public.message_queue
+language plpgsql
+security definer
+set search_path = ''
+-- One plan per connection, not a new one per call (PL/pgSQL planned this claim anew on every
+-- call: its plan for one queue and limit looked cheaper than the generic one, whose LIMIT is
+-- of unknown size; planning was about a third of a claim's time). Without sequential and
+-- bitmap scans that one plan reads the claim index and the primary key whatever the table
+-- held when it was made (a generic plan made on an empty table would otherwise scan it all).
+set plan_cache_mode = force_generic_plan
+set enable_seqscan = off
+set enable_bitmapscan = off
+as $$
+begin
+    if (p_queue_name <> ''
+        and p_limit between 1 and 1000
+        and p_lease_seconds between 1 and 43200
+        and (p_worker_id is null or char_length(p_worker_id) between 1 and 200)) is not true then
+        if p_queue_name is null or p_queue_name = '' then
+            raise exception 'p_queue_name must not be empty' using errcode = '22004';
+        end if;
+        if p_limit is null or p_limit < 1 or p_limit > 1000 then
+            raise exception 'p_limit must be between 1 and 1000, got %', p_limit using errcode = '22003';
+        end if;
+        if p_lease_seconds is null or p_lease_seconds < 1 or p_lease_seconds > 43200 then
+            raise exception 'p_lease_seconds must be between 1 and 43200, got %', p_lease_seconds
+                using errcode = '22003';
+        end if;
+        if p_worker_id is not null and (p_worker_id = '' or char_length(p_worker_id) > 200) then
+            raise exception 'p_worker_id must be 1 to 200 characters (or null)' using errcode = '22023';
+        end if;
+    end if;
+    -- expired leases of this queue go back first, so no reaper is needed for progress
+    -- (probed first: the common case, nothing expired, then costs one index lookup)
+    if exists (select 1 from public.message_queue m
+                where m.state = 'running' and m.locked_until < now()
+                  and m.queue_name = p_queue_name) then
+        perform public.message_queue_reap(p_queue_name, p_limit);
+    end if;
+    return query
+    -- one statement, on one generic plan (above): the picked rows' ids, locked in claim order,
+    -- then the update of those rows through the primary key ("id = any(array of the picked)":
+    -- the one plan that stays right however full the table was when it was made)
+    with claimed as (
+        update public.message_queue m
+           set state = 'running',
+               attempt = m.attempt + 1,
+               attempted_at = now(),
+               claimed_by = p_worker_id,
+               attempted_by = array_append(m.attempted_by, coalesce(p_worker_id, '')),
+               locked_until = now() + pg_catalog.make_interval(secs => p_lease_seconds)
+         where m.id = any (array(
+            select r.id from public.message_queue r
+             where r.queue_name = p_queue_name
+               and r.state in ('available', 'retryable')
+               and r.scheduled_at <= now()
+             order by r.priority, r.scheduled_at
+             limit p_limit
+             for update skip locked))
+        returning m.*
+    )
+    select * from claimed c order by c.priority, c.scheduled_at;
+end
+$$;
 
 -- ---------------------------------------------------------------------------------------
 -- grants: as before (CREATE OR REPLACE keeps them; restated so this file stands alone)
 -- ---------------------------------------------------------------------------------------
 revoke all on function
-    public.enqueue_message(text, text, jsonb, integer, timestamptz, text, integer, text)
+    public.enqueue_message(text, text, jsonb, integer, timestamptz, text, integer, text),
+    public.claim_messages(text, integer, integer, text)
     from public, anon, authenticated, service_role;
 grant execute on function
-    public.enqueue_message(text, text, jsonb, integer, timestamptz, text, integer, text)
+    public.enqueue_message(text, text, jsonb, integer, timestamptz, text, integer, text),
+    public.claim_messages(text, integer, integer, text)
     to service_role;
 
 -- comments: the behaviour is the same (restated so this file stands alone)
 comment on function public.enqueue_message(text, text, jsonb, integer, timestamptz, text, integer, text) is
     'Enqueues a message and returns its id; the same p_idempotency_key on the same queue returns the same id (PD001 when the message differs). NOTIFY platformdb_queue (payload: queue name) when the message is ready now and the queue had no other ready message (workers of a non-empty queue are awake or busy; their polling covers the race). Service only.';
+comment on function public.claim_messages(text, integer, integer, text) is
+    'Claims up to p_limit ready messages of a queue (priority, then scheduled_at) with FOR UPDATE SKIP LOCKED, under a lease of p_lease_seconds; counts the attempt. Expired leases of the queue are reaped first. Service only.';
 comment on domain public.message_queue_name is
     'message_queue.queue_name: 1 to 100 characters of A-Z a-z 0-9 _ . : -';
 comment on domain public.message_queue_type is 'message_queue.message_type: 1 to 200 characters';
