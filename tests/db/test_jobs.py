@@ -363,3 +363,39 @@ def test_users_cannot_schedule_or_run_jobs(
     with raises_sqlstate("42501"), db.acting_as(conn, role, user_a if role == "authenticated" else None):
         conn.execute(query)
     assert count(conn, "public.background_jobs") == 0
+
+
+def test_job_plans_follow_the_table_as_it_fills(svc: psycopg.Connection[Any], conn: psycopg.Connection[Any]) -> None:
+    """A worker connects while background_jobs is empty (and analyzed so), then the table
+    fills with no ANALYZE in between: its claims and completions still read the indexes. A
+    plan PL/pgSQL keeps per connection, made on the empty table, would scan the whole table
+    at every call after. Plans read from auto_explain, nested statements on."""
+    conn.execute("analyze public.background_jobs")
+    plans: list[str] = []
+    svc.add_notice_handler(lambda d: plans.append(d.message_primary or ""))
+    for _ in range(6):  # PL/pgSQL may settle on a generic plan after 5 calls
+        job_id = svc.execute("select public.schedule_job('warm', 'w', '{}')").fetchone()[0]  # type: ignore[index]
+        [(claimed,)] = svc.execute("select id from public.claim_jobs(array['warm'], 5, 'w')").fetchall()
+        assert claimed == job_id
+        assert svc.execute("select public.complete_job(%s, null, 'w')", (job_id,)).fetchone() == (True,)
+    conn.execute(
+        "insert into public.background_jobs (job_type, job_name, payload)"
+        " select case when g <= 20000 then 'big' else 'small' || (g % 300) end, 'j', '{}'"
+        " from generate_series(1, 23000) g"
+    )
+    with svc.transaction():
+        svc.execute("reset role")
+        svc.execute("load 'auto_explain'")
+        svc.execute("set local auto_explain.log_min_duration = 0")
+        svc.execute("set local auto_explain.log_nested_statements = on")
+        svc.execute("set local auto_explain.log_level = notice")
+        svc.execute("set local role service_role")
+        for types in (["big"], None, ["small7"]):
+            ids = [r[0] for r in svc.execute("select id from public.claim_jobs(%s, 5, 'w')", (types,))]
+            assert len(ids) == 5
+            for job_id in ids:
+                assert svc.execute("select public.complete_job(%s, null, 'w')", (job_id,)).fetchone() == (True,)
+    touching = [p for p in plans if "background_jobs" in p and ("Update on" in p or "LockRows" in p)]
+    assert len(touching) >= 3 + 15
+    for plan in touching:
+        assert "Seq Scan on background_jobs" not in plan, plan

@@ -199,6 +199,18 @@ alter function public.ack_messages(uuid[], text)
     reset enable_seqscan
     reset enable_bitmapscan;
 alter function public.message_queue_reap(text, integer) reset plan_cache_mode;
+alter function public.ack_message(uuid, text) reset enable_seqscan;
+alter function public.nack_message(uuid, text, integer, text, boolean) reset enable_seqscan;
+alter function public.extend_message_leases(uuid[], integer, text) reset enable_seqscan;
+alter function public.release_messages(uuid[], text) reset enable_seqscan;
+alter function public.enqueue_messages(text, jsonb) reset enable_seqscan;
+alter function public.schedule_job(text, text, jsonb, timestamptz, integer, text, integer, integer) reset enable_seqscan;
+alter function public.claim_jobs(text[], integer, text) reset enable_seqscan;
+alter function public.heartbeat_job(uuid, integer, text) reset enable_seqscan;
+alter function public.complete_job(uuid, jsonb, text) reset enable_seqscan;
+alter function public.fail_job(uuid, text, boolean, text, integer) reset enable_seqscan;
+alter function public.cancel_job(uuid) reset enable_seqscan;
+alter function public.release_jobs(uuid[], text) reset enable_seqscan;
 
 revoke all on function
     public.enqueue_message(text, text, jsonb, integer, timestamptz, text, integer, text),
