@@ -426,7 +426,10 @@ PEERS_NOTES = (
     " Domains only: `enqueue_message` 0.96×, 1.07× | 1.00×, 1.01×; claim 10 + ack 0.76×, 0.73×"
     " | 0.88×, 0.86×. The migration as it is, first run: `enqueue_message` 0.86×, 0.95× |"
     " 0.97×, 0.92×; claim 10 + ack 0.94×, 0.88× | 1.15×, 1.00×; `append_event` 0.88×, 0.96× |"
-    " 1.70×, 1.80× (the settings that keep the plans right cost the enqueue some of its gain:"
+    " 1.70×, 1.80×; second run in a row (the figures on this page): `enqueue_message` 0.94×,"
+    " 0.91× | 1.03×, 0.95×; claim 10 + ack 0.92×, 0.95× | 0.95×, 0.97×; `append_event` 0.93×,"
+    " 0.93× | 1.70×, 1.77×; with an expected version 0.93×, 0.96× | 1.84×, 1.78× (the settings"
+    " that keep the plans right cost the enqueue some of its gain:"
     " one more setting to apply and undo per call). `append_event` at 1 client is unchanged:"
     " its CPU is about 85 µs a call against `write_message`'s 60 (event_store keeps 4 checks on"
     " indexed columns, which a domain would make the migration rebuild indexes of the whole"
@@ -533,7 +536,10 @@ NODE_NOTES = (
     " jobs. The first run after the migration, durable acks ÷ graphile-worker batched: 1.04×,"
     " 1.12× at 1 worker process and 1.11×, 1.09× at 4; ÷ pg-boss 1.18×, 1.30× and 2.40×,"
     " 1.88×; ours 11,864 and 13,341 jobs/s at 1 worker process (graphile-worker 11,368 and"
-    " 11,864, pg-boss 10,015 and 10,280), 19,531 and 19,255 at 4.",
+    " 11,864, pg-boss 10,015 and 10,280), 19,531 and 19,255 at 4. The second run in a row (the"
+    " figures on this page): 1.23×, 1.24× and 1.46×, 1.04× graphile-worker batched; 1.30×,"
+    " 1.33× and 2.14×, 1.58× pg-boss; ours 18,543 and 16,709 jobs/s at 1 worker process"
+    " (graphile-worker 15,058 and 13,489, pg-boss 14,297 and 12,560).",
     "This run is on a quiet machine (the worker unchanged since the runs below). At 4 worker processes ours"
     " leads: durable acks 1.19×, 1.08× graphile-worker batched and 1.72×, 1.62× pg-boss. At 1"
     " worker process it does not: 1.00×, 0.59× and 1.01×, 0.64×; ours moved from 6,907 to 10,191"
