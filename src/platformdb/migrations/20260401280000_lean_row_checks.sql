@@ -12,11 +12,6 @@
 -- - The queue-name check is written as a length test and a "no other character" test: the
 --   same set of names; the bounded repetition {1,100} made a regular expression that costs
 --   about 8 times more to run. In the domain and in enqueue_message.
--- How the columns change type: onto the domains while these have no checks yet, a catalog
--- change (no table rewrite); the indexes on those columns are rebuilt (the table holds only
--- the queue and a day of finished messages). The domains then get their checks, validated by
--- one scan. message_queue_stats, which reads the changed columns, is recreated as it was
--- (queue_name still text). Functions that return the columns as text keep doing so.
 -- - A connection that first ran the queue's functions while message_queue was empty kept
 --   plans that scan the whole table (PL/pgSQL's generic plans): enqueue_message, claim_messages
 --   and ack_messages now plan without sequential scans, and the claim and the ack on one
@@ -24,6 +19,11 @@
 --   picked rows through the primary key, the one plan right for any table (below). The other
 --   queue and job functions that find rows by key or claim index (claim_jobs, complete_job,
 --   ack_message, ...) plan without sequential scans too.
+-- How the columns change type: onto the domains while these have no checks yet, a catalog
+-- change (no table rewrite); the indexes on those columns are rebuilt (the table holds only
+-- the queue and a day of finished messages). The domains then get their checks, validated by
+-- one scan. message_queue_stats, which reads the changed columns, is recreated as it was
+-- (queue_name still text). Functions that return the columns as text keep doing so.
 -- The down file restores the table checks, the column types and the previous functions.
 BEGIN;
 
