@@ -22,8 +22,7 @@ from platformdb.errors import PlatformDBError
 def count(conn: psycopg.Connection[Any], table: str, where: str = "true") -> int:
     """Rows in `table` as the owner (bypassing nothing: the owner is not subject to RLS)."""
     row = conn.execute(
-        sql.SQL("select count(*) from {} where ").format(sql.Identifier(*table.split(".")))
-        + sql.SQL(where)  # type: ignore[arg-type]
+        sql.SQL("select count(*) from {} where ").format(sql.Identifier(*table.split("."))) + sql.SQL(where)  # type: ignore[arg-type]
     ).fetchone()
     assert row is not None
     return int(row[0])
@@ -148,3 +147,27 @@ def assert_unleash_sdk_agrees(
         assert n > 1000
     finally:
         client.destroy()
+
+
+@contextmanager
+def nested_plans(conn: psycopg.Connection[Any], role: str = "service_role") -> Iterator[list[str]]:
+    """The plans of the statements `conn` runs in the block, those inside functions included
+    (auto_explain at NOTICE, nested statements on), as `role`, in one transaction; `conn` is
+    `role` again after it."""
+    plans: list[str] = []
+
+    def keep(d: psycopg.errors.Diagnostic) -> None:
+        plans.append(d.message_primary or "")
+
+    conn.add_notice_handler(keep)
+    try:
+        with conn.transaction():
+            conn.execute("reset role")
+            conn.execute("load 'auto_explain'")
+            for setting in ("log_min_duration = 0", "log_nested_statements = on", "log_level = notice"):
+                conn.execute(f"set local auto_explain.{setting}")
+            conn.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
+            yield plans
+    finally:
+        conn.remove_notice_handler(keep)
+        conn.execute(sql.SQL("set role {}").format(sql.Identifier(role)))

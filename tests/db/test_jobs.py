@@ -16,7 +16,7 @@ from psycopg.rows import dict_row
 from platformdb import db
 from platformdb.errors import IdempotencyConflict, IllegalTransition, InvalidInput, LeaseLost, NotFound
 from platformdb.sdk import jobs
-from tests.helpers import count, raises_sqlstate
+from tests.helpers import count, nested_plans, raises_sqlstate
 
 Connect = Callable[..., psycopg.Connection[Any]]
 
@@ -371,8 +371,6 @@ def test_job_plans_follow_the_table_as_it_fills(svc: psycopg.Connection[Any], co
     plan PL/pgSQL keeps per connection, made on the empty table, would scan the whole table
     at every call after. Plans read from auto_explain, nested statements on."""
     conn.execute("analyze public.background_jobs")
-    plans: list[str] = []
-    svc.add_notice_handler(lambda d: plans.append(d.message_primary or ""))
     for _ in range(6):  # PL/pgSQL may settle on a generic plan after 5 calls
         job_id = svc.execute("select public.schedule_job('warm', 'w', '{}')").fetchone()[0]  # type: ignore[index]
         [(claimed,)] = svc.execute("select id from public.claim_jobs(array['warm'], 5, 'w')").fetchall()
@@ -383,13 +381,7 @@ def test_job_plans_follow_the_table_as_it_fills(svc: psycopg.Connection[Any], co
         " select case when g <= 20000 then 'big' else 'small' || (g % 300) end, 'j', '{}'"
         " from generate_series(1, 23000) g"
     )
-    with svc.transaction():
-        svc.execute("reset role")
-        svc.execute("load 'auto_explain'")
-        svc.execute("set local auto_explain.log_min_duration = 0")
-        svc.execute("set local auto_explain.log_nested_statements = on")
-        svc.execute("set local auto_explain.log_level = notice")
-        svc.execute("set local role service_role")
+    with nested_plans(svc) as plans:
         for types in (["big"], None, ["small7"]):
             ids = [r[0] for r in svc.execute("select id from public.claim_jobs(%s, 5, 'w')", (types,))]
             assert len(ids) == 5

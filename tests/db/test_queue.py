@@ -16,7 +16,7 @@ import pytest
 from platformdb import db
 from platformdb.errors import IdempotencyConflict, InvalidInput, LeaseLost, NotFound
 from platformdb.sdk import queue as q
-from tests.helpers import count, raises_sqlstate
+from tests.helpers import count, nested_plans, raises_sqlstate
 
 Connect = Callable[..., psycopg.Connection[Any]]
 
@@ -614,31 +614,16 @@ def test_enqueue_claim_and_ack_plans_follow_the_table_as_it_fills(
     indexes however full the table was when it was made. The plans are read from
     auto_explain, nested statements on."""
     conn.execute("analyze public.message_queue")
-    plans: list[str] = []
-    svc.add_notice_handler(lambda d: plans.append(d.message_primary or ""))
-    with svc.transaction():
-        svc.execute("reset role")
-        svc.execute("load 'auto_explain'")
-        svc.execute("set local auto_explain.log_min_duration = 0")
-        svc.execute("set local auto_explain.log_nested_statements = on")
-        svc.execute("set local auto_explain.log_level = notice")
-        svc.execute("set local role service_role")
-        for _ in range(6):  # PL/pgSQL may settle on a generic plan after 5 calls
-            svc.execute("select public.enqueue_message('warm', 'm', '{}')")
-            assert svc.execute("select * from public.claim_messages('big', 5, 30, 'w')").fetchall() == []
-            assert svc.execute("select public.ack_messages(array[gen_random_uuid()], 'w')").fetchone() == (0,)
+    for _ in range(6):  # PL/pgSQL may settle on a generic plan after 5 calls
+        svc.execute("select public.enqueue_message('warm', 'm', '{}')")
+        assert svc.execute("select * from public.claim_messages('big', 5, 30, 'w')").fetchall() == []
+        assert svc.execute("select public.ack_messages(array[gen_random_uuid()], 'w')").fetchone() == (0,)
     conn.execute(
         "insert into public.message_queue (queue_name, message_type, payload)"
         " select case when g <= 20000 then 'big' else 'small' || (g % 300) end, 'm', '{}'"
         " from generate_series(1, 23000) g"
     )
-    plans.clear()
-    with svc.transaction():
-        svc.execute("reset role")
-        svc.execute("set local auto_explain.log_min_duration = 0")
-        svc.execute("set local auto_explain.log_nested_statements = on")
-        svc.execute("set local auto_explain.log_level = notice")
-        svc.execute("set local role service_role")
+    with nested_plans(svc) as plans:
         for queue in ["big", "small7", "big", "small8", "big", "big", "big"]:
             svc.execute("select public.enqueue_message(%s, 'm', '{}')", (queue,))
             ids = [r[0] for r in svc.execute("select id from public.claim_messages(%s, 5, 30, 'w')", (queue,))]
