@@ -453,3 +453,96 @@ def test_event_store_is_partitioned_and_kept_forever(conn: psycopg.Connection[An
     ).fetchall()
     assert any(name == "event_store_default" for name, _ in parts)
     assert len(parts) >= 5 and all(rls for _, rls in parts)
+
+
+# ---- the tables' own checks (20260401290000: on domains, under the same names) ---------
+
+EVENT_ROW = {
+    "global_position": "nextval('public.event_store_global_position_seq')",
+    "aggregate_type": "'trip'",
+    "aggregate_id": "'t-1'",
+    "event_type": "'trip.e'",
+    "event_version": "1",
+    "payload": "'{}'",
+}
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "constraint"),
+    [
+        ("aggregate_type", "''", "event_store_aggregate_type_length"),
+        ("aggregate_type", "repeat('t', 101)", "event_store_aggregate_type_length"),
+        ("aggregate_id", "''", "event_store_aggregate_id_length"),
+        ("aggregate_id", "repeat('a', 201)", "event_store_aggregate_id_length"),
+        ("event_type", "''", "event_store_event_type_length"),
+        ("event_type", "repeat('e', 201)", "event_store_event_type_length"),
+        ("event_version", "0", "event_store_event_version_positive"),
+        ("global_position", "0", "event_store_global_position_positive"),
+        ("payload", "'[]'", "event_store_payload_object"),
+        (
+            "payload",
+            "(select jsonb_object_agg(g::text, md5(g::text)) from generate_series(1, 30000) g)",
+            "event_store_payload_object",
+        ),
+        ("metadata", "'\"x\"'", "event_store_metadata_object"),
+        (
+            "metadata",
+            "(select jsonb_object_agg(g::text, md5(g::text)) from generate_series(1, 2000) g)",
+            "event_store_metadata_object",
+        ),
+    ],
+)
+def test_the_event_store_itself_refuses_a_bad_row_by_its_named_check(
+    conn: psycopg.Connection[Any], column: str, value: str, constraint: str
+) -> None:
+    """The table's owner (append_event writes as it) cannot store a bad event either: the
+    one-column checks live on the columns' domains (aggregate_id's on the table: it is the
+    distribution column on Citus), each under its name, with SQLSTATE 23514."""
+    row = {**EVENT_ROW, column: value}
+    with pytest.raises(psycopg.errors.CheckViolation) as info:
+        conn.execute(f"insert into public.event_store ({', '.join(row)}) values ({', '.join(row.values())})")
+    assert info.value.diag.constraint_name == constraint
+    assert count(conn, "public.event_store") == 0
+    # the same row with a good value is stored (the failure was the value, not the statement)
+    conn.execute(f"insert into public.event_store ({', '.join(EVENT_ROW)}) values ({', '.join(EVENT_ROW.values())})")
+    assert count(conn, "public.event_store") == 1
+
+
+def test_a_stream_head_below_one_is_refused_by_its_named_check(
+    svc: psycopg.Connection[Any], conn: psycopg.Connection[Any]
+) -> None:
+    ev.append_event(svc, "trip", "t-1", "trip.e", {})
+    for sql in (
+        "update public.event_streams set version = 0 where aggregate_id = 't-1'",
+        "insert into public.event_streams (aggregate_type, aggregate_id, version) values ('trip', 't-2', 0)",
+    ):
+        with pytest.raises(psycopg.errors.CheckViolation) as info:
+            conn.execute(sql)
+        assert info.value.diag.constraint_name == "event_streams_version_positive"
+    assert conn.execute("select aggregate_id, version from public.event_streams").fetchall() == [("t-1", 1)]
+
+
+def test_the_readers_return_the_types_they_declare(svc: psycopg.Connection[Any]) -> None:
+    """The columns are domains now; what the functions return is still text, integer, bigint
+    and jsonb (RETURN QUERY would refuse a domain where its base type is declared)."""
+    ev.append_event(svc, "trip", "t-1", "trip.e", {"n": 1}, metadata={"m": 1})
+    want = ["text", "integer", "jsonb", "text", "text", "jsonb", "bigint"]
+    columns = "event_type, event_version, payload, aggregate_type, aggregate_id, metadata, global_position"
+    typed = ", ".join(f"pg_typeof({c})::text" for c in columns.split(", "))
+    for source in (
+        "public.read_stream('trip', 't-1')",
+        "public.get_aggregate_events('trip', 't-1')",
+        "public.read_category('trip')",
+        "public.read_all()",
+    ):
+        assert svc.execute(f"select {typed} from {source}").fetchall() == [tuple(want)], source
+    got = svc.execute(
+        "select pg_typeof(event_version)::text, pg_typeof(global_position)::text"
+        " from public.append_events('trip', 't-1', '[{\"event_type\": \"trip.f\", \"payload\": {}}]')"
+    ).fetchall()
+    assert got == [("integer", "bigint")]
+    stats = svc.execute(
+        "select pg_typeof(aggregate_type)::text, pg_typeof(event_count)::text, pg_typeof(longest_stream)::text"
+        " from public.event_store_stats"
+    ).fetchall()
+    assert stats == [("text", "bigint", "integer")]
