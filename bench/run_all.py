@@ -399,6 +399,26 @@ def _node_rows() -> tuple[Row, ...]:
 
 
 PEERS_NOTES = (
+    "Migration 20260401290000 (the event store's one-column checks on domains). The cost of a"
+    " table check, measured alone on one-row INSERTs (per-call CPU harness, commits not"
+    " waiting, alternating rounds of 2,000): 6-15 µs of CPU per check and statement, whatever"
+    " the check says (a table with `check (true)` pays 1 µs): reading back the stored"
+    " expression, simplifying and compiling it, for every INSERT or UPDATE statement. An"
+    " append ran 8 (7 on its event_store partition, 1 on event_streams). Six of event_store's"
+    " and event_streams' one now live on domains under the same names; `aggregate_id` keeps"
+    " its table check (the distribution column on Citus, whose co-located tables share its"
+    " type; about 6 µs). CPU per append in the harness: 197 µs before against"
+    " `write_message`'s 130; 146 µs after against 116 (the rest: the stream-head update and"
+    " the partition routing); pgbench at 1 client with commits not waiting, after: 0.90×. With"
+    " commits waiting the 1-client figures follow this day's disk, slower and less steady than"
+    " the runs below (pgmq 1,790-2,130 calls/s at 1 client against 2,880): two runs in a row,"
+    " ours ÷ theirs, two rounds each, 1 client | 4: first `enqueue_message` 0.95×, 0.90× |"
+    " 0.95×, 0.95×; claim 10 + ack 0.86×, 0.81× | 0.91×, 0.96×; `append_event` 0.99×, 0.93× |"
+    " 1.87×, 1.80×; with an expected version 0.95×, 0.91× | 1.89×, 1.88×; second (the figures"
+    " on this page) `enqueue_message` 1.00×, 0.97× | 0.99×, 0.96×; claim 10 + ack 0.98×, 0.95×"
+    " | 0.95×, 1.00×; `append_event` 0.96×, 0.88× | 1.81×, 1.78×; with an expected version"
+    " 0.95×, 0.94× | 1.98×, 1.87×. The appends' lower CPU does not show above the noise of"
+    " this disk at 1 client.",
     "Migration 20260401280000 (lean row checks, plans that follow the table). Found with"
     " perf and a per-call CPU harness (each call its own transaction, commits not waiting):"
     " PostgreSQL prepares a table's CHECK constraints anew for every INSERT or UPDATE"
