@@ -11,8 +11,8 @@
 --   claim loop stops); after this file 0.9 ms at 50,000;
 -- - apply_whatsapp_status, enqueue_whatsapp_message (with a key), record_whatsapp_inbound_message,
 --   update_whatsapp_session_activity, get_cache, delete_cache, invalidate_cache_by_tag and
---   find_nearby_locations: a whole-table scan per call instead of one index lookup (2 to 40 ms
---   at 20,000 rows; 131 s to record 20,000 inbound messages in one transaction).
+--   find_nearby_locations: a whole-table scan per call instead of one index lookup (at 20,000
+--   rows 1 to 5 ms a call, 22 to 40 ms a search; in proportion to the table beyond).
 -- So: claim_whatsapp_messages updates the rows it picks through the primary key ("id =
 -- any(array of the picked)") on one generic plan made without sequential or bitmap scans (as
 -- claim_messages since 20260401280000), and the functions of these paths that find rows by
