@@ -171,3 +171,14 @@ def nested_plans(conn: psycopg.Connection[Any], role: str = "service_role") -> I
     finally:
         conn.remove_notice_handler(keep)
         conn.execute(sql.SQL("set role {}").format(sql.Identifier(role)))
+
+
+def violated_constraint(exc: psycopg.Error) -> str | None:
+    """The constraint an integrity error names: its diagnostic field, or, for an error a Citus
+    worker raised (the coordinator relays only its message), the name in the message without
+    the shard id Citus appends to a shard's constraints."""
+    if exc.diag.constraint_name:
+        return exc.diag.constraint_name
+    found = re.search(r'constraint "([^"]+)"', exc.diag.message_primary or "")
+    return re.sub(r"_\d+$", "", found.group(1)) if found else None
+

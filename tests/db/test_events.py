@@ -16,7 +16,7 @@ from platformdb import db
 from platformdb.errors import IdempotencyConflict, InvalidInput, WrongExpectedVersion
 from platformdb.sdk import events as ev
 from tests import shared_db
-from tests.helpers import count, raises_sqlstate, wait_until_waiting_on_a_lock
+from tests.helpers import count, raises_sqlstate, violated_constraint, wait_until_waiting_on_a_lock
 
 Connect = Callable[..., psycopg.Connection[Any]]
 
@@ -479,17 +479,9 @@ EVENT_ROW = {
         ("event_version", "0", "event_store_event_version_positive"),
         ("global_position", "0", "event_store_global_position_positive"),
         ("payload", "'[]'", "event_store_payload_object"),
-        (
-            "payload",
-            "(select jsonb_object_agg(g::text, md5(g::text)) from generate_series(1, 30000) g)",
-            "event_store_payload_object",
-        ),
+        ("payload", "('{\"a\": \"' || repeat('x', 1100000) || '\"}')::jsonb", "event_store_payload_object"),
         ("metadata", "'\"x\"'", "event_store_metadata_object"),
-        (
-            "metadata",
-            "(select jsonb_object_agg(g::text, md5(g::text)) from generate_series(1, 2000) g)",
-            "event_store_metadata_object",
-        ),
+        ("metadata", "('{\"a\": \"' || repeat('x', 70000) || '\"}')::jsonb", "event_store_metadata_object"),
     ],
 )
 def test_the_event_store_itself_refuses_a_bad_row_by_its_named_check(
@@ -501,7 +493,7 @@ def test_the_event_store_itself_refuses_a_bad_row_by_its_named_check(
     row = {**EVENT_ROW, column: value}
     with pytest.raises(psycopg.errors.CheckViolation) as info:
         conn.execute(f"insert into public.event_store ({', '.join(row)}) values ({', '.join(row.values())})")
-    assert info.value.diag.constraint_name == constraint
+    assert violated_constraint(info.value) == constraint
     assert count(conn, "public.event_store") == 0
     # the same row with a good value is stored (the failure was the value, not the statement)
     conn.execute(f"insert into public.event_store ({', '.join(EVENT_ROW)}) values ({', '.join(EVENT_ROW.values())})")
@@ -518,7 +510,7 @@ def test_a_stream_head_below_one_is_refused_by_its_named_check(
     ):
         with pytest.raises(psycopg.errors.CheckViolation) as info:
             conn.execute(sql)
-        assert info.value.diag.constraint_name == "event_streams_version_positive"
+        assert violated_constraint(info.value) == "event_streams_version_positive"
     assert conn.execute("select aggregate_id, version from public.event_streams").fetchall() == [("t-1", 1)]
 
 
