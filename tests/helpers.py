@@ -181,4 +181,3 @@ def violated_constraint(exc: psycopg.Error) -> str | None:
         return exc.diag.constraint_name
     found = re.search(r'constraint "([^"]+)"', exc.diag.message_primary or "")
     return re.sub(r"_\d+$", "", found.group(1)) if found else None
-
