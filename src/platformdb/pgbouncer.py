@@ -115,17 +115,38 @@ class PgBouncer:
             time.sleep(0.05)
         return self
 
+    def _daemon_pid(self) -> int | None:
+        """pgbouncer's own pid (its pidfile), when it is still that pgbouncer."""
+        try:
+            pid = int((self.base / "pgbouncer.pid").read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return None
+        return pid if b"pgbouncer" in cmdline else None
+
     def stop(self) -> None:
         p = self.process
         if p is None:
             return
+        # as root, `p` is runuser, which does not pass SIGINT on: signal pgbouncer itself too
+        daemon = self._daemon_pid()
         if p.poll() is None:
-            p.send_signal(signal.SIGINT)  # immediate shutdown
+            for pid in [p.pid] if daemon is None else [p.pid, daemon]:
+                try:
+                    os.kill(pid, signal.SIGINT)  # immediate shutdown
+                except ProcessLookupError:
+                    pass
             try:
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(5)
+        deadline = time.monotonic() + 5
+        while daemon is not None and self._daemon_pid() == daemon:
+            if time.monotonic() > deadline:
+                os.kill(daemon, signal.SIGKILL)
+                break
+            time.sleep(0.05)
         self.process = None
 
     def destroy(self) -> None:

@@ -279,3 +279,16 @@ def test_without_a_session_url_the_sender_polls_and_says_so_once(
     assert row == (CLIENTS,)
     polling = [r for r in caplog.records if "polling every" in r.getMessage()]
     assert len(polling) == (1 if route == "pooled" else 0)
+
+
+def test_a_stopped_pgbouncer_leaves_no_process_behind(cluster: Any) -> None:
+    """As root pgbouncer runs under runuser, which did not pass the shutdown signal on: every
+    stopped PgBouncer (one per test session) stayed running. stop() signals pgbouncer itself."""
+    bouncer = PgBouncer(cluster.port).start()
+    daemon = int((bouncer.base / "pgbouncer.pid").read_text().strip())
+    assert os.path.exists(f"/proc/{daemon}")
+    with psycopg.connect(bouncer.url("postgres"), autocommit=True, prepare_threshold=None) as c:
+        assert c.execute("select 1").fetchone() == (1,)
+    bouncer.destroy()
+    assert not os.path.exists(f"/proc/{daemon}")
+    assert bouncer.process is None and not bouncer.base.exists()
