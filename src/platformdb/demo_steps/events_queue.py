@@ -87,12 +87,15 @@ def run(conn: psycopg.Connection[Any], scale: int, rng: random.Random, tick: Cal
     for queue_name, types in QUEUES.items():
         batch = [
             q.NewMessage(
-                rng.choice(types), {"n": n}, priority=rng.randint(1, 9), max_attempts=1 if rng.random() < 0.04 else 5
+                rng.choice(types), {"n": n}, priority=rng.randint(1, 9), max_attempts=1 if rng.random() < 0.1 else 5
             )
             for n in range(60 * scale)
         ]
         messages += q.enqueue_messages(conn, queue_name, batch)
-        for m in q.claim_messages(conn, queue_name, 45 * scale, 60, "demo-worker"):
+        taken = q.claim_messages(conn, queue_name, 45 * scale, 60, "demo-worker")
+        # in enqueue order: a claim returns messages of equal priority and schedule in no set
+        # order, and the seeded draws below must fall on the same messages in every run
+        for m in sorted(taken, key=lambda m: m.payload["n"]):
             if rng.random() < 0.06:
                 state = q.nack_message(conn, m.id, "HTTP 503 from provider", worker_id="demo-worker")
                 dead += state == "dead_letter"
