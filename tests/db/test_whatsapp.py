@@ -15,7 +15,7 @@ import pytest
 
 from platformdb import db, errors
 from platformdb.sdk import whatsapp as wa
-from tests.helpers import count, raises_sqlstate
+from tests.helpers import count, raises_sqlstate, violated_constraint
 
 PHONE = "+250788123456"
 OTHER_PHONE = "+250722000111"
@@ -871,3 +871,100 @@ def test_purge_deletes_finished_rows_past_retention_only(conn: psycopg.Connectio
     left = {r[0] for r in conn.execute("select id from whatsapp_message_queue").fetchall()}
     assert left == {fresh_sent, pending}
     assert count(conn, "whatsapp_inbound_messages") == 0 and count(conn, "whatsapp_status_backlog") == 0
+
+
+# ---- the table's own checks (20260401310000: one-column checks on domains, same names) ----
+
+QUEUE_ROW = {
+    "recipient_phone": "'+250788123456'",
+    "message_type": "'text'",
+    "payload": '\'{"body": "Muraho"}\'',
+}
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "constraint"),
+    [
+        ("recipient_phone", "'250788123456'", "whatsapp_message_queue_recipient_e164"),
+        ("recipient_phone", "'+0788123456'", "whatsapp_message_queue_recipient_e164"),
+        ("message_type", "'sticker'", "whatsapp_message_queue_type_valid"),
+        ("payload", "'[]'", "whatsapp_message_queue_payload_object"),
+        ("payload", "('{\"a\": \"' || repeat('x', 70000) || '\"}')::jsonb", "whatsapp_message_queue_payload_object"),
+        ("priority", "0", "whatsapp_message_queue_priority_range"),
+        ("priority", "11", "whatsapp_message_queue_priority_range"),
+        ("status", "'queued'", "whatsapp_message_queue_status_valid"),
+        ("whatsapp_message_id", "''", "whatsapp_message_queue_wa_id_length"),
+        ("whatsapp_message_id", "repeat('w', 257)", "whatsapp_message_queue_wa_id_length"),
+        ("correlation_id", "repeat('c', 201)", "whatsapp_message_queue_correlation_length"),
+        ("idempotency_key", "''", "whatsapp_message_queue_idempotency_length"),
+        ("idempotency_key", "repeat('k', 201)", "whatsapp_message_queue_idempotency_length"),
+        ("locked_by", "repeat('l', 201)", "whatsapp_message_queue_locked_by_length"),
+        ("recipient_user_id", "'rw.123'", "whatsapp_message_queue_recipient_user_id_format"),
+        ("reply_to_message_id", "''", "whatsapp_message_queue_reply_to_length"),
+        ("pricing_category", "repeat('p', 65)", "whatsapp_message_queue_pricing_lengths"),
+        ("pricing_model", "repeat('p', 65)", "whatsapp_message_queue_pricing_lengths"),
+        ("pricing_type", "repeat('p', 65)", "whatsapp_message_queue_pricing_lengths"),
+        ("conversation_origin", "repeat('p', 65)", "whatsapp_message_queue_pricing_lengths"),
+        ("conversation_id", "repeat('c', 257)", "whatsapp_message_queue_pricing_lengths"),
+        # the checks that tie columns together stay on the table
+        ("attempt", "-1", "whatsapp_message_queue_retries_range"),
+        ("status", "'processing'", "whatsapp_message_queue_processing_has_lease"),
+        ("status", "'sent'", "whatsapp_message_queue_sent_has_wa_id"),
+        ("recipient_phone", "null", "whatsapp_message_queue_recipient_known"),
+    ],
+)
+def test_the_queue_itself_refuses_a_bad_row_by_its_named_check(
+    conn: psycopg.Connection[Any], column: str, value: str, constraint: str
+) -> None:
+    """The table's owner (the functions write as it) cannot store a bad message either: each
+    one-column check lives on its column's domain under its old name, the checks over several
+    columns on the table; every one is SQLSTATE 23514 and names itself."""
+    row = {**QUEUE_ROW, column: value}
+    with pytest.raises(psycopg.errors.CheckViolation) as info:
+        conn.execute(f"insert into whatsapp_message_queue ({', '.join(row)}) values ({', '.join(row.values())})")
+    assert violated_constraint(info.value) == constraint
+    assert count(conn, "whatsapp_message_queue") == 0
+    # the same row with good values is stored, and an UPDATE to the bad value is refused too
+    mid = conn.execute(
+        f"insert into whatsapp_message_queue ({', '.join(QUEUE_ROW)}) values ({', '.join(QUEUE_ROW.values())})"
+        " returning id"
+    ).fetchone()
+    assert mid is not None
+    with pytest.raises(psycopg.errors.CheckViolation) as info:
+        conn.execute(f"update whatsapp_message_queue set {column} = {value} where id = %s", (mid[0],))
+    assert violated_constraint(info.value) == constraint
+    assert conn.execute("select recipient_phone, status from whatsapp_message_queue").fetchall() == [
+        ("+250788123456", "pending")
+    ]
+
+
+def test_the_claim_and_the_views_keep_the_types_they_declare(conn: psycopg.Connection[Any]) -> None:
+    """The columns are domains now; the claim still returns text, jsonb and integer (RETURN
+    QUERY would refuse a domain where its base type is declared) and the views' columns keep
+    their types."""
+    _enqueue(conn)
+    with db.as_service(conn):
+        typed = conn.execute(
+            "select pg_typeof(recipient_phone)::text, pg_typeof(message_type)::text, pg_typeof(payload)::text,"
+            " pg_typeof(priority)::text, pg_typeof(correlation_id)::text, pg_typeof(recipient_user_id)::text,"
+            " pg_typeof(reply_to_message_id)::text from public.claim_whatsapp_messages(10, 60, 'w')"
+        ).fetchall()
+    assert typed == [("text", "text", "jsonb", "integer", "text", "text", "text")]
+    views = conn.execute(
+        "select table_name, column_name, data_type, domain_name from information_schema.columns"
+        " where table_schema = 'public' and table_name in ('whatsapp_message_costs', 'whatsapp_queue_stats')"
+        " and column_name in ('category', 'conversations', 'depth', 'retrying') order by 1, 2"
+    ).fetchall()
+    assert views == [
+        ("whatsapp_message_costs", "category", "text", None),
+        ("whatsapp_message_costs", "conversations", "bigint", None),
+        ("whatsapp_queue_stats", "depth", "bigint", None),
+        ("whatsapp_queue_stats", "retrying", "bigint", None),
+    ]
+    # what stays on the table, prepared for every statement that writes a row: the 7 checks
+    # over several columns (the 12 one-column checks are compiled once per connection)
+    checks = conn.execute(
+        "select count(*) from pg_constraint where conrelid = 'public.whatsapp_message_queue'::regclass"
+        " and contype = 'c'"
+    ).fetchone()
+    assert checks == (7,)
