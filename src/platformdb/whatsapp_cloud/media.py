@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 import httpx
 import psycopg
 
+from platformdb import strict_json
 from platformdb.errors import NotFound
 from platformdb.whatsapp_cloud.payloads import MEDIA_KINDS
 
@@ -81,7 +82,7 @@ def _matches(expected: str, digest: bytes) -> bool:
 
 def _error(response: httpx.Response, what: str) -> MediaError:
     try:
-        err = response.json().get("error", {})
+        err = strict_json.loads(response.content).get("error", {})
         detail = f"code {err.get('code')}: {err.get('message')}"
     except (ValueError, AttributeError):
         detail = response.text[:200]
@@ -106,7 +107,12 @@ def download(
         r = client.get(f"{graph_url.rstrip('/')}/{media_id}", headers=headers)
         if r.status_code != 200:
             raise _error(r, f"looking up media {media_id}")
-        info = r.json()
+        try:
+            info = strict_json.loads(r.content)
+        except ValueError as exc:
+            raise MediaError(f"looking up media {media_id}: the answer is not JSON ({exc})") from exc
+        if not isinstance(info, dict):
+            raise MediaError(f"looking up media {media_id}: the answer is not a JSON object")
         url, declared = info.get("url"), info.get("file_size")
         if not isinstance(url, str):
             raise MediaError(f"looking up media {media_id}: no url in the answer")

@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from platformdb import db
+from platformdb import db, strict_json
 from platformdb.errors import PlatformDBError
 from platformdb.sdk import whatsapp as wa
 from platformdb.whatsapp_cloud.payloads import build_message_request, read_receipt_request
@@ -238,7 +238,8 @@ def _graph_error(response: httpx.Response) -> tuple[str, dict[str, Any], int | N
     code: int | None = None
     message = response.reason_phrase or "error"
     try:
-        doc = response.json()
+        # strict: the error object is stored as jsonb, which refuses NaN and Infinity
+        doc = strict_json.loads(response.content)
     except ValueError:
         doc = None
     if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
@@ -274,7 +275,7 @@ def classify(response: httpx.Response) -> Outcome:
     status = response.status_code
     if 200 <= status < 300:
         try:
-            doc = response.json()
+            doc = strict_json.loads(response.content)
             wa_id = doc["messages"][0]["id"]
         except (ValueError, KeyError, IndexError, TypeError):
             wa_id = None

@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 import psycopg
 
+from platformdb import strict_json
+
 SYNC = "select public.sync_whatsapp_templates(p_templates => %(templates)s::jsonb)"
 FIELDS = "id,name,language,category,status,components"
 MAX_PAGES = 100
@@ -41,12 +43,23 @@ def fetch(
         for _ in range(MAX_PAGES):
             if url is None:
                 break
-            r = client.get(url, params=params, headers=headers)
+            try:
+                r = client.get(url, params=params, headers=headers)
+            except httpx.HTTPError as exc:
+                raise TemplateSyncError(f"listing templates: {type(exc).__name__}: {exc}") from exc
             if r.status_code != 200:
                 raise TemplateSyncError(f"listing templates: HTTP {r.status_code} {r.text[:300]}")
-            doc = r.json()
-            out.extend(t for t in doc.get("data", []) if isinstance(t, dict))
-            url, params = (doc.get("paging") or {}).get("next"), None  # next carries its query
+            try:
+                doc = strict_json.loads(r.content)
+            except ValueError as exc:
+                raise TemplateSyncError(f"listing templates: the answer is not JSON ({exc})") from exc
+            data = doc.get("data", []) if isinstance(doc, dict) else None
+            if not isinstance(data, list):
+                raise TemplateSyncError("listing templates: the answer has no data list")
+            out.extend(t for t in data if isinstance(t, dict))
+            paging = doc.get("paging")
+            next_url = paging.get("next") if isinstance(paging, dict) else None
+            url, params = (next_url if isinstance(next_url, str) else None), None  # next carries its query
     finally:
         if http is None:
             client.close()
