@@ -882,6 +882,27 @@ QUEUE_ROW = {
 }
 
 
+def _refused_by_its_name(
+    conn: psycopg.Connection[Any], table: str, good: dict[str, str], column: str, value: str, constraint: str
+) -> None:
+    """A row with `column` = `value` is refused by `constraint` (SQLSTATE 23514), on INSERT
+    and on UPDATE of a good row, and nothing of it is written."""
+    row = {**good, column: value}
+    with pytest.raises(psycopg.errors.CheckViolation) as info:
+        conn.execute(f"insert into {table} ({', '.join(row)}) values ({', '.join(row.values())})")
+    assert violated_constraint(info.value) == constraint
+    assert count(conn, table) == 0
+    # the same row with good values is stored, and an UPDATE to the bad value is refused too
+    before = conn.execute(
+        f"insert into {table} ({', '.join(good)}) values ({', '.join(good.values())}) returning *"
+    ).fetchone()
+    assert before is not None
+    with pytest.raises(psycopg.errors.CheckViolation) as info:
+        conn.execute(f"update {table} set {column} = {value}")
+    assert violated_constraint(info.value) == constraint
+    assert conn.execute(f"select * from {table}").fetchall() == [before]
+
+
 @pytest.mark.parametrize(
     ("column", "value", "constraint"),
     [
@@ -919,23 +940,64 @@ def test_the_queue_itself_refuses_a_bad_row_by_its_named_check(
     """The table's owner (the functions write as it) cannot store a bad message either: each
     one-column check lives on its column's domain under its old name, the checks over several
     columns on the table; every one is SQLSTATE 23514 and names itself."""
-    row = {**QUEUE_ROW, column: value}
-    with pytest.raises(psycopg.errors.CheckViolation) as info:
-        conn.execute(f"insert into whatsapp_message_queue ({', '.join(row)}) values ({', '.join(row.values())})")
-    assert violated_constraint(info.value) == constraint
-    assert count(conn, "whatsapp_message_queue") == 0
-    # the same row with good values is stored, and an UPDATE to the bad value is refused too
-    mid = conn.execute(
-        f"insert into whatsapp_message_queue ({', '.join(QUEUE_ROW)}) values ({', '.join(QUEUE_ROW.values())})"
-        " returning id"
-    ).fetchone()
-    assert mid is not None
-    with pytest.raises(psycopg.errors.CheckViolation) as info:
-        conn.execute(f"update whatsapp_message_queue set {column} = {value} where id = %s", (mid[0],))
-    assert violated_constraint(info.value) == constraint
-    assert conn.execute("select recipient_phone, status from whatsapp_message_queue").fetchall() == [
-        ("+250788123456", "pending")
-    ]
+    _refused_by_its_name(conn, "whatsapp_message_queue", QUEUE_ROW, column, value, constraint)
+
+
+SESSION_ROW = {"phone_number": "'+250788123456'"}
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "constraint"),
+    [
+        ("phone_number", "'250788123456'", "whatsapp_sessions_phone_e164"),
+        ("business_user_id", "'rw.1'", "whatsapp_sessions_business_user_id_format"),
+        ("session_token", "repeat('t', 31)", "whatsapp_sessions_token_length"),
+        ("status", "'gone'", "whatsapp_sessions_status_valid"),
+        ("status_reason", "repeat('r', 501)", "whatsapp_sessions_reason_length"),
+        ("conversation_state", "''", "whatsapp_sessions_state_length"),
+        ("conversation_state", "repeat('s', 101)", "whatsapp_sessions_state_length"),
+        ("context", "'[]'", "whatsapp_sessions_context_object"),
+        ("context", "('{\"a\": \"' || repeat('x', 17000) || '\"}')::jsonb", "whatsapp_sessions_context_object"),
+        ("profile_name", "repeat('p', 257)", "whatsapp_sessions_profile_name_length"),
+        ("message_count", "-1", "whatsapp_sessions_counts_nonnegative"),
+        ("error_count", "-1", "whatsapp_sessions_counts_nonnegative"),
+        # the checks that tie columns together stay on the table
+        ("phone_number", "null", "whatsapp_sessions_identified"),
+        ("service_window_ends_at", "now()", "whatsapp_sessions_window_after_inbound"),
+    ],
+)
+def test_the_sessions_refuse_a_bad_row_by_its_named_check(
+    conn: psycopg.Connection[Any], column: str, value: str, constraint: str
+) -> None:
+    """As for the queue (20260401320000: the one-column checks of the sessions on domains)."""
+    _refused_by_its_name(conn, "whatsapp_sessions", SESSION_ROW, column, value, constraint)
+
+
+INBOUND_ROW = {"whatsapp_message_id": "'wamid.in'", "from_phone": "'+250788123456'", "message_type": "'text'"}
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "constraint"),
+    [
+        ("whatsapp_message_id", "''", "whatsapp_inbound_messages_wa_id_length"),
+        ("whatsapp_message_id", "repeat('w', 257)", "whatsapp_inbound_messages_wa_id_length"),
+        ("from_phone", "'+0123456789'", "whatsapp_inbound_messages_from_e164"),
+        ("from_user_id", "'x'", "whatsapp_inbound_messages_from_user_id_format"),
+        ("message_type", "'Text'", "whatsapp_inbound_messages_type_format"),
+        ("body", "repeat('b', 4097)", "whatsapp_inbound_messages_body_length"),
+        ("payload", "'[]'", "whatsapp_inbound_messages_payload_object"),
+        ("profile_name", "repeat('p', 257)", "whatsapp_inbound_messages_profile_name_length"),
+        ("adjustments", "'{}'", "whatsapp_inbound_messages_adjustments_array"),
+        ("original_bytes", "0", "whatsapp_inbound_messages_original_bytes_positive"),
+        # the check that ties columns together stays on the table
+        ("from_phone", "null", "whatsapp_inbound_messages_sender_known"),
+    ],
+)
+def test_the_inbound_messages_refuse_a_bad_row_by_its_named_check(
+    conn: psycopg.Connection[Any], column: str, value: str, constraint: str
+) -> None:
+    """As for the queue (20260401320000: the one-column checks of inbound messages on domains)."""
+    _refused_by_its_name(conn, "whatsapp_inbound_messages", INBOUND_ROW, column, value, constraint)
 
 
 def test_the_claim_and_the_views_keep_the_types_they_declare(conn: psycopg.Connection[Any]) -> None:
@@ -968,3 +1030,15 @@ def test_the_claim_and_the_views_keep_the_types_they_declare(conn: psycopg.Conne
         " and contype = 'c'"
     ).fetchone()
     assert checks == (7,)
+    # and on the inbound path (20260401320000): the checks over several columns only
+    for table, n in (("whatsapp_sessions", 2), ("whatsapp_inbound_messages", 1)):
+        left = conn.execute(
+            "select count(*) from pg_constraint where conrelid = %s::regclass and contype = 'c'", (f"public.{table}",)
+        ).fetchone()
+        assert left == (n,), table
+    stats = conn.execute(
+        "select column_name, data_type from information_schema.columns where table_schema = 'public'"
+        " and table_name = 'whatsapp_session_stats' and column_name in ('status', 'total_messages')"
+        " order by 1"
+    ).fetchall()
+    assert stats == [("status", "text"), ("total_messages", "bigint")]
