@@ -402,6 +402,68 @@ def test_bad_reads_and_batches_are_refused(svc: psycopg.Connection[Any], query: 
         svc.execute(query)
 
 
+GOOD = '{"event_type": "trip.moved", "payload": {"n": 1}}'
+LATER_BAD = '{"event_type": "", "payload": 5}'  # after the first bad element: never reported
+
+
+@pytest.mark.parametrize(
+    ("bad", "state", "message"),
+    [
+        ('"x"', "22023", "every element must be an object"),
+        ('{"payload": {}}', "22004", "p_event_type must not be empty"),
+        ('{"event_type": null, "payload": {}}', "22004", "p_event_type must not be empty"),
+        ('{"event_type": "' + "e" * 201 + '", "payload": {}}', "22023", "p_event_type must be at most 200"),
+        ('{"event_type": "e"}', "22004", "p_payload must not be null"),
+        ('{"event_type": "e", "payload": null}', "22023", "p_payload must be a JSON object, got null"),
+        ('{"event_type": "e", "payload": []}', "22023", "p_payload must be a JSON object, got array"),
+        ('{"event_type": "e", "payload": {}, "metadata": null}', "22023", "p_metadata must be a JSON object"),
+        ('{"event_type": "e", "payload": {}, "metadata": [1]}', "22023", "p_metadata must be a JSON object"),
+        ('{"event_type": "e", "payload": {}, "event_id": "nope"}', "22023", "event_id nope is not a uuid"),
+    ],
+)
+def test_a_batch_is_refused_for_its_first_bad_event_and_writes_nothing(
+    svc: psycopg.Connection[Any], conn: psycopg.Connection[Any], bad: str, state: str, message: str
+) -> None:
+    """One pass finds the first bad element (20260401330000); its checks one by one raise its
+    own error, as the loop over every element did: the same SQLSTATE and message for the
+    first bad element, whatever follows it, and not a row written."""
+    for batch in (f"[{bad}]", f"[{GOOD}, {GOOD}, {bad}, {LATER_BAD}, {GOOD}]"):
+        with raises_sqlstate(state) as info:
+            svc.execute("select * from public.append_events('trip', 't', %s::jsonb)", (batch,))
+        assert message in str(info.value), str(info.value)
+    assert count(conn, "public.event_store") == 0 and count(conn, "public.event_streams") == 0
+
+
+@pytest.mark.parametrize(
+    ("aggregate_type", "aggregate_id", "state", "message"),
+    [
+        ("", "t", "22004", "p_aggregate_type must not be empty"),
+        ("t" * 101, "t", "22023", "p_aggregate_type must be at most 100"),
+        ("trip", "", "22004", "p_aggregate_id must not be empty"),
+        ("trip", "t" * 201, "22023", "p_aggregate_id must be at most 200"),
+    ],
+)
+def test_a_batch_to_a_bad_stream_name_is_refused_at_its_first_event(
+    svc: psycopg.Connection[Any],
+    conn: psycopg.Connection[Any],
+    aggregate_type: str,
+    aggregate_id: str,
+    state: str,
+    message: str,
+) -> None:
+    """The stream's names are checked with the first element, after that element's own shape
+    (a first element that is not an object is reported as such, as before)."""
+    with raises_sqlstate(state, message):
+        svc.execute(
+            "select * from public.append_events(%s, %s, %s::jsonb)", (aggregate_type, aggregate_id, f"[{GOOD}, 7]")
+        )
+    with raises_sqlstate("22023", "every element must be an object"):
+        svc.execute(
+            "select * from public.append_events(%s, %s, %s::jsonb)", (aggregate_type, aggregate_id, f"[7, {GOOD}]")
+        )
+    assert count(conn, "public.event_store") == 0
+
+
 def test_a_signed_in_user_reads_only_the_events_about_them(
     svc: psycopg.Connection[Any], conn: psycopg.Connection[Any], user_a: uuid.UUID, user_b: uuid.UUID
 ) -> None:
