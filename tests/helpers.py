@@ -181,3 +181,24 @@ def violated_constraint(exc: psycopg.Error) -> str | None:
         return exc.diag.constraint_name
     found = re.search(r'constraint "([^"]+)"', exc.diag.message_primary or "")
     return re.sub(r"_\d+$", "", found.group(1)) if found else None
+
+
+def refused_by_its_name(
+    conn: psycopg.Connection[Any], table: str, good: dict[str, str], column: str, value: str, constraint: str
+) -> None:
+    """A row with `column` = `value` is refused by `constraint` (SQLSTATE 23514), on INSERT
+    and on UPDATE of a good row, and nothing of it is written."""
+    row = {**good, column: value}
+    with pytest.raises(psycopg.errors.CheckViolation) as info:
+        conn.execute(f"insert into {table} ({', '.join(row)}) values ({', '.join(row.values())})")
+    assert violated_constraint(info.value) == constraint
+    assert count(conn, table) == 0
+    # the same row with good values is stored, and an UPDATE to the bad value is refused too
+    before = conn.execute(
+        f"insert into {table} ({', '.join(good)}) values ({', '.join(good.values())}) returning *"
+    ).fetchone()
+    assert before is not None
+    with pytest.raises(psycopg.errors.CheckViolation) as info:
+        conn.execute(f"update {table} set {column} = {value}")
+    assert violated_constraint(info.value) == constraint
+    assert conn.execute(f"select * from {table}").fetchall() == [before]

@@ -15,7 +15,7 @@ import pytest
 
 from platformdb import db, errors
 from platformdb.sdk import whatsapp as wa
-from tests.helpers import count, raises_sqlstate, violated_constraint
+from tests.helpers import count, raises_sqlstate, refused_by_its_name
 
 PHONE = "+250788123456"
 OTHER_PHONE = "+250722000111"
@@ -882,27 +882,6 @@ QUEUE_ROW = {
 }
 
 
-def _refused_by_its_name(
-    conn: psycopg.Connection[Any], table: str, good: dict[str, str], column: str, value: str, constraint: str
-) -> None:
-    """A row with `column` = `value` is refused by `constraint` (SQLSTATE 23514), on INSERT
-    and on UPDATE of a good row, and nothing of it is written."""
-    row = {**good, column: value}
-    with pytest.raises(psycopg.errors.CheckViolation) as info:
-        conn.execute(f"insert into {table} ({', '.join(row)}) values ({', '.join(row.values())})")
-    assert violated_constraint(info.value) == constraint
-    assert count(conn, table) == 0
-    # the same row with good values is stored, and an UPDATE to the bad value is refused too
-    before = conn.execute(
-        f"insert into {table} ({', '.join(good)}) values ({', '.join(good.values())}) returning *"
-    ).fetchone()
-    assert before is not None
-    with pytest.raises(psycopg.errors.CheckViolation) as info:
-        conn.execute(f"update {table} set {column} = {value}")
-    assert violated_constraint(info.value) == constraint
-    assert conn.execute(f"select * from {table}").fetchall() == [before]
-
-
 @pytest.mark.parametrize(
     ("column", "value", "constraint"),
     [
@@ -940,7 +919,7 @@ def test_the_queue_itself_refuses_a_bad_row_by_its_named_check(
     """The table's owner (the functions write as it) cannot store a bad message either: each
     one-column check lives on its column's domain under its old name, the checks over several
     columns on the table; every one is SQLSTATE 23514 and names itself."""
-    _refused_by_its_name(conn, "whatsapp_message_queue", QUEUE_ROW, column, value, constraint)
+    refused_by_its_name(conn, "whatsapp_message_queue", QUEUE_ROW, column, value, constraint)
 
 
 SESSION_ROW = {"phone_number": "'+250788123456'"}
@@ -970,7 +949,7 @@ def test_the_sessions_refuse_a_bad_row_by_its_named_check(
     conn: psycopg.Connection[Any], column: str, value: str, constraint: str
 ) -> None:
     """As for the queue (20260401320000: the one-column checks of the sessions on domains)."""
-    _refused_by_its_name(conn, "whatsapp_sessions", SESSION_ROW, column, value, constraint)
+    refused_by_its_name(conn, "whatsapp_sessions", SESSION_ROW, column, value, constraint)
 
 
 INBOUND_ROW = {"whatsapp_message_id": "'wamid.in'", "from_phone": "'+250788123456'", "message_type": "'text'"}
@@ -997,7 +976,7 @@ def test_the_inbound_messages_refuse_a_bad_row_by_its_named_check(
     conn: psycopg.Connection[Any], column: str, value: str, constraint: str
 ) -> None:
     """As for the queue (20260401320000: the one-column checks of inbound messages on domains)."""
-    _refused_by_its_name(conn, "whatsapp_inbound_messages", INBOUND_ROW, column, value, constraint)
+    refused_by_its_name(conn, "whatsapp_inbound_messages", INBOUND_ROW, column, value, constraint)
 
 
 def test_the_claim_and_the_views_keep_the_types_they_declare(conn: psycopg.Connection[Any]) -> None:
