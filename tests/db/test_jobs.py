@@ -16,7 +16,7 @@ from psycopg.rows import dict_row
 from platformdb import db
 from platformdb.errors import IdempotencyConflict, IllegalTransition, InvalidInput, LeaseLost, NotFound
 from platformdb.sdk import jobs
-from tests.helpers import count, nested_plans, raises_sqlstate
+from tests.helpers import count, nested_plans, raises_sqlstate, refused_by_its_name
 
 Connect = Callable[..., psycopg.Connection[Any]]
 
@@ -391,3 +391,64 @@ def test_job_plans_follow_the_table_as_it_fills(svc: psycopg.Connection[Any], co
     assert len(touching) >= 3 + 15
     for plan in touching:
         assert "Seq Scan on background_jobs" not in plan, plan
+
+
+# ---- the table's own checks (20260401340000: one-column checks on domains, same names) ----
+
+JOB_ROW = {"job_type": "'ride.receipt'", "job_name": "'send receipt'", "payload": "'{}'"}
+BIG_JSON = "(select jsonb_object_agg(g::text, md5(g::text)) from generate_series(1, 8000) g)"
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "constraint"),
+    [
+        ("state", "'lost'", "background_jobs_state_valid"),
+        ("job_type", "'bad type!'", "background_jobs_job_type_format"),
+        ("job_type", "''", "background_jobs_job_type_format"),
+        ("job_type", "repeat('t', 201)", "background_jobs_job_type_format"),
+        ("job_type", "'ride' || chr(10)", "background_jobs_job_type_format"),
+        ("job_name", "''", "background_jobs_job_name_length"),
+        ("job_name", "repeat('n', 201)", "background_jobs_job_name_length"),
+        ("priority", "0", "background_jobs_priority_range"),
+        ("priority", "11", "background_jobs_priority_range"),
+        ("max_attempts", "0", "background_jobs_max_attempts_range"),
+        ("max_attempts", "101", "background_jobs_max_attempts_range"),
+        ("timeout_seconds", "0", "background_jobs_timeout_range"),
+        ("timeout_seconds", "86401", "background_jobs_timeout_range"),
+        ("payload", BIG_JSON, "background_jobs_payload_size"),
+        ("result", BIG_JSON, "background_jobs_result_size"),
+        ("idempotency_key", "''", "background_jobs_idempotency_key_length"),
+        ("idempotency_key", "repeat('k', 201)", "background_jobs_idempotency_key_length"),
+        # the checks that tie columns together stay on the table
+        ("attempt", "6", "background_jobs_attempt_range"),
+        ("state", "'running'", "background_jobs_running_has_lease"),
+        ("state", "'completed'", "background_jobs_finalized_or_finalized_at_null"),
+        ("result", "'{}'", "background_jobs_result_only_when_completed"),
+    ],
+)
+def test_the_jobs_table_itself_refuses_a_bad_row_by_its_named_check(
+    conn: psycopg.Connection[Any], column: str, value: str, constraint: str
+) -> None:
+    """The table's owner (every function of ours writes as it) cannot store a bad job either,
+    by INSERT or UPDATE: the one-column checks live on the columns' domains, the others on the
+    table, each under its name, with SQLSTATE 23514."""
+    refused_by_its_name(conn, "public.background_jobs", JOB_ROW, column, value, constraint)
+
+
+def test_a_job_type_of_the_allowed_characters_is_stored(conn: psycopg.Connection[Any]) -> None:
+    """job_type's check tests a length and "no other character" on its domain: the strings
+    '^[A-Za-z0-9_.:-]{1,200}$' accepted, at both ends of the length."""
+    for job_type in ("a", "Ride.receipt:v2_x-1", "t" * 200):
+        conn.execute(
+            "insert into public.background_jobs (job_type, job_name, payload) values (%s, 'n', '{}')", (job_type,)
+        )
+    assert count(conn, "public.background_jobs") == 3
+    typed = conn.execute(
+        "select data_type from information_schema.columns where table_schema = 'public'"
+        " and table_name = 'background_job_stats' and column_name = 'job_type'"
+    ).fetchone()
+    assert typed == ("text",)
+    checks = conn.execute(
+        "select count(*) from pg_constraint where conrelid = 'public.background_jobs'::regclass and contype = 'c'"
+    ).fetchone()
+    assert checks == (4,)
