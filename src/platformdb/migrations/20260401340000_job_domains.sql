@@ -4,7 +4,8 @@
 -- prepares a table's CHECK constraints anew for every INSERT or UPDATE statement that writes
 -- a row (read back from their stored form, simplified and compiled), and background_jobs had
 -- 13; a job's life is an INSERT (schedule_job), a claim and a completion (two UPDATEs), each
--- paying for all 13 (docs/benchmarks.md). A domain's checks are compiled once per connection,
+-- paying for all 13 (schedule, claim 1 and complete in one transaction, pgbench, 1 client,
+-- commits not waiting: +13% with this file). A domain's checks are compiled once per connection,
 -- and run only on the columns a statement assigns. So state, job_type, job_name, priority,
 -- max_attempts, timeout_seconds, payload, result and idempotency_key move onto domains over
 -- the same types that carry the same checks under the same names (the same values refused,
